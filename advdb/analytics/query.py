@@ -1,0 +1,82 @@
+"""Read-only SQL over the store through DuckDB.
+
+DuckDB runs in memory with the store ATTACHed read-only as ``store``; every store table is
+also visible unqualified (``SELECT … FROM trajectory``) through a view. Only SELECT-like
+statements are accepted: anything that writes (INSERT, UPDATE, DDL, COPY, ATTACH, SET …)
+is refused before it runs.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from advdb.config import StoreLocation
+from advdb.errors import QueryError
+from advdb.store.duck import open_duck
+
+READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "RELATION", "LOGICAL_PLAN"}
+
+
+def _statement_types(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
+    try:
+        stmts = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(_one_line(exc)) from None
+    return [(str(s.type).rsplit(".", 1)[-1], s.query) for s in stmts]
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = " ".join(lines[:2]) if lines else type(exc).__name__
+    return text if len(text) < 400 else text[:400] + "…"
+
+
+class QuerySession:
+    """A DuckDB connection over the store for read-only queries."""
+
+    def __init__(self, location: StoreLocation) -> None:
+        self.location = location
+        self.con = open_duck(location, read_only=True)
+        self._create_views()
+
+    def _create_views(self) -> None:
+        rows = self.con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'store'"
+        ).fetchall()
+        for schema, table in rows:
+            self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM store."{schema}"."{table}"')
+
+    def tables(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'store' ORDER BY 1").fetchall()]
+
+    def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
+        """Run read-only SQL; returns the last statement's result as an Arrow table."""
+        stmts = _statement_types(self.con, sql)
+        if not stmts:
+            raise QueryError("empty query: give a SELECT statement")
+        for kind, text in stmts:
+            if kind not in READ_ONLY_TYPES:
+                raise QueryError(f"advdb sql is read-only: {kind} statements are refused ({text.strip()[:60]!r})")
+        try:
+            for _, text in stmts[:-1]:
+                self.con.execute(text)
+            rel = self.con.execute(stmts[-1][1], params) if params is not None else self.con.execute(stmts[-1][1])
+            return rel.fetch_arrow_table()
+        except duckdb.Error as exc:
+            raise QueryError(_one_line(exc)) from None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "QuerySession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_sql(location: StoreLocation, sql: str) -> pa.Table:
+    """Run one read-only query over the store; returns an Arrow table."""
+    with QuerySession(location) as q:
+        return q.query(sql)

@@ -1,0 +1,84 @@
+"""Adversarial image files: encode, write atomically with their sha256, load and verify.
+
+``png`` stores the 8-bit quantised image (what an attacker could actually publish);
+``npy`` stores the float32 image exactly. Paths in the store are relative to the store's
+artifact folder: ``run-<run_id>/<image_id>.<format>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from advdb.errors import ConfigError, DataError
+
+FORMATS: tuple[str, ...] = ("png", "npy")
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown image format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def relative_path(run_id: int, image_id: int, fmt: str) -> str:
+    return f"run-{run_id}/{image_id}.{fmt}"
+
+
+def encode(pixels: np.ndarray, fmt: str) -> bytes:
+    """Encode one image [C, H, W]: uint8 for png, float32 in [0, 1] for npy."""
+    if fmt == "png":
+        from PIL import Image
+
+        arr = np.ascontiguousarray(pixels.transpose(1, 2, 0))
+        if arr.shape[2] == 1:
+            im = Image.fromarray(arr[:, :, 0], mode="L")
+        else:
+            im = Image.fromarray(arr, mode="RGB")
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(pixels, dtype=np.float32), allow_pickle=False)
+        return buf.getvalue()
+    raise ConfigError(f"unknown image format {fmt!r}")
+
+
+def write_file(path: Path, data: bytes) -> tuple[str, int]:
+    """Write atomically; returns (sha256, size)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(path: Path, *, expected_sha256: str | None = None) -> np.ndarray:
+    """Load an artifact as float32 [C, H, W] in [0, 1], checking its sha256 if given."""
+    if not path.exists():
+        raise DataError(f"adversarial image {path} is missing: re-run the attack (advdb attack --resume) or restore the file")
+    if expected_sha256 is not None and sha256_of(path) != expected_sha256:
+        raise DataError(f"adversarial image {path} has changed since it was stored (sha256 mismatch): restore it or re-run its attack")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False).astype(np.float32)
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr.transpose(2, 0, 1).astype(np.float32) / 255.0

@@ -1,0 +1,72 @@
+"""Per-iteration statistics, computed on the device into a preallocated ``[T+1, B, K]`` tensor.
+
+Row ``n`` describes ``xₙ``: the prediction; softmax ``p`` and logit ``z`` of the initial
+class ``y``, the target ``t`` and the strongest class that is neither (``other``); the loss
+at ``xₙ``; the L2 norm of the loss gradient; the L2 size of the step taken from ``xₙ``; and
+L1/L2/L∞ of ``xₙ − x₀``. Nothing here synchronises with the host.
+"""
+
+from __future__ import annotations
+
+import torch
+
+STAT_COLUMNS: tuple[str, ...] = (
+    "pred", "p_init", "p_target", "p_other", "z_init", "z_target", "z_other",
+    "loss", "grad_l2", "step_l2", "l1", "l2", "linf",
+)
+COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
+K = len(STAT_COLUMNS)
+
+
+class StatsBuffer:
+    """A ``[T+1, B, K]`` float32 buffer on the model's device, filled row by row."""
+
+    def __init__(self, rows: int, batch: int, device: torch.device) -> None:
+        self.data = torch.zeros((rows, batch, K), dtype=torch.float32, device=device)
+        self.rows_used = 0
+
+    def record(
+        self,
+        n: int,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        t: torch.Tensor,
+        loss: torch.Tensor,
+        grad: torch.Tensor | None,
+        delta: torch.Tensor,
+        *,
+        yt_mask: torch.Tensor,
+    ) -> None:
+        """Fill row ``n`` (all but ``step_l2``). ``yt_mask`` is a [B, M] bool mask of ``y`` and ``t``."""
+        z = z.detach()
+        p = z.softmax(1)
+        zy = torch.stack((z.gather(1, y[:, None]).squeeze(1), z.gather(1, t[:, None]).squeeze(1)), 1)
+        py = torch.stack((p.gather(1, y[:, None]).squeeze(1), p.gather(1, t[:, None]).squeeze(1)), 1)
+        z_other = z.masked_fill(yt_mask, float("-inf")).amax(1)
+        p_other = p.masked_fill(yt_mask, 0.0).amax(1)
+        d = delta.flatten(1)
+        g = grad.flatten(1).norm(dim=1) if grad is not None else torch.zeros_like(z_other)
+        row = torch.stack(
+            (
+                z.argmax(1).float(), py[:, 0], py[:, 1], p_other, zy[:, 0], zy[:, 1], z_other,
+                loss.detach().float(), g, torch.zeros_like(g),
+                d.abs().sum(1), d.norm(dim=1), d.abs().amax(1),
+            ),
+            1,
+        )
+        self.data[n].copy_(row)
+        self.rows_used = max(self.rows_used, n + 1)
+
+    def record_step(self, n: int, step: torch.Tensor) -> None:
+        self.data[n, :, COL["step_l2"]] = step.flatten(1).norm(dim=1)
+
+    def host(self) -> "torch.Tensor":
+        """The used rows, copied to the host once."""
+        return self.data[: self.rows_used].cpu()
+
+
+def yt_mask(num_classes: int, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    m = torch.zeros((len(y), num_classes), dtype=torch.bool, device=y.device)
+    m.scatter_(1, y[:, None], True)
+    m.scatter_(1, t[:, None], True)
+    return m

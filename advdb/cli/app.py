@@ -1,0 +1,431 @@
+"""The advdb command line. Thin: parse options, call the library, render the result.
+
+Errors from the library (``advdb.errors.AdvdbError``) become one line on stderr and the
+error's exit code, in one place: :class:`AdvdbGroup`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from enum import Enum
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+
+from advdb import __version__
+from advdb.cli import render
+from advdb.errors import AdvdbError, ConfigError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """The one place where errors become one line on stderr and an exit code (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AdvdbError as exc:
+            render.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            render.error("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug: one line unless ADVDB_DEBUG asks for the traceback
+            if os.environ.get("ADVDB_DEBUG"):
+                raise
+            render.error(f"internal error: {type(exc).__name__}: {exc} (set ADVDB_DEBUG=1 for the traceback)")
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def command(group: typer.Typer, name: str) -> Callable[[F], F]:
+    """Register a command with the shared error handling."""
+
+    def deco(fn: F) -> F:
+        group.command(name)(handle_errors(fn))
+        return fn
+
+    return deco
+
+
+def _sub(name: str, help: str) -> typer.Typer:
+    return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False)
+
+
+app = typer.Typer(
+    name="advdb", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="Run targeted gradient-based adversarial attacks, record every image's trajectory in SQL, query it with DuckDB.",
+)
+db_app = _sub("db", "Create and upgrade the store's schema.")
+runs_app = _sub("runs", "List, show and delete runs.")
+app.add_typer(db_app)
+app.add_typer(runs_app)
+
+
+class State:
+    db: Optional[str] = None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"advdb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    db: Optional[str] = typer.Option(None, "--db", envvar="ADVDB_DATABASE_URL", show_envvar=True,
+                                     help="Store URL: sqlite:///FILE (default ./advdb.db) or postgresql://USER@HOST/DB."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    State.db = db
+
+
+def _store(create: bool = True):  # noqa: ANN202
+    from advdb.store import open_store
+
+    return open_store(State.db, create=create)
+
+
+# --- db ----------------------------------------------------------------------------------
+
+
+@command(db_app, "upgrade")
+def db_upgrade() -> None:
+    """Create the schema or upgrade it to this advdb's head revision."""
+    from advdb.store import open_store
+    from advdb.store.migrate import upgrade
+
+    with open_store(State.db, check_schema=False) as store:
+        before, after = upgrade(store)
+        where = store.location.masked
+    if before == after:
+        render.console.print(f"{where}: already at head ({after})")
+    else:
+        render.console.print(f"{where}: upgraded {before or 'empty'} → {after}")
+
+
+@command(db_app, "current")
+def db_current(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show the store's schema revision and this advdb's head."""
+    from advdb.store import open_store
+    from advdb.store.migrate import current_revision, head_revision
+
+    with open_store(State.db, check_schema=False) as store:
+        cur, head = current_revision(store), head_revision()
+        where = store.location.masked
+    state = "up to date" if cur == head else ("empty: run `advdb db upgrade`" if cur is None else "behind: run `advdb db upgrade`")
+    if as_json:
+        render.print_json({"store": where, "current": cur, "head": head, "up_to_date": cur == head})
+    else:
+        render.console.print(f"{where}: revision {cur or '∅'} (head {head}, {state})")
+
+
+# --- attack ------------------------------------------------------------------------------
+
+
+class AttackName(str, Enum):
+    unified = "unified"
+    ifgs = "ifgs"
+    cw = "cw"
+    lbfgs = "lbfgs"
+
+
+class Loss(str, Enum):
+    ce = "ce"
+    ce_sign = "ce-sign"
+    logit = "logit"
+    m_logit = "m-logit"
+
+
+class Mode(str, Enum):
+    equal_multiplier = "equal-multiplier"
+    equal_perturbation = "equal-perturbation"
+
+
+class Targets(str, Enum):
+    random = "random"
+    least_likely = "least-likely"
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    npy = "npy"
+
+
+def parse_number(value: Optional[str], option: str) -> Optional[float]:
+    """A float, also written as a fraction (``1/255``)."""
+    if value is None:
+        return None
+    try:
+        return float(Fraction(value)) if "/" in value else float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{option} must be a number such as 0.01 or 1/255, got {value!r}") from None
+
+
+def _shape(value: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if value is None:
+        return None
+    try:
+        parts = tuple(int(p) for p in value.replace("x", ",").split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise ConfigError(f"--image-shape must be C,H,W such as 3,224,224, got {value!r}")
+    return parts  # type: ignore[return-value]
+
+
+UNIFIED_ONLY = ("loss", "mode", "tau", "norm")
+
+
+@command(app, "attack")
+def attack(
+    attack_name: AttackName = typer.Option(AttackName.unified, "--attack", help="unified (one loss source), or a full attack: ifgs, cw, lbfgs."),
+    loss: Optional[Loss] = typer.Option(None, "--loss", help="Perturbation source of the unified iteration [default: ce-sign]."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."),
+    n: int = typer.Option(500, "--n", help="Number of correctly classified images to attack."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-T", help="Iterations T [default: 500]."),
+    alpha: Optional[str] = typer.Option(None, "--alpha", help="Multiplier α (equal multiplier, IFGS) [default: 1/255]."),
+    tau: Optional[str] = typer.Option(None, "--tau", help="Step size τ = ‖αP‖_p (equal perturbation) [default: one 1/255 IFGS step]."),
+    norm: Optional[str] = typer.Option(None, "--norm", help="p of the equal-perturbation step: 1, 2 or inf [default: 2]."),
+    epsilon: Optional[str] = typer.Option(None, "--epsilon", help="L∞ ball radius around the image (off by default)."),
+    kappa: Optional[float] = typer.Option(None, "--kappa", help="Confidence margin κ of m-logit / CW [default: 0]."),
+    early_stop: bool = typer.Option(False, "--early-stop/--full", help="Stop a batch once every image reaches its target."),
+    check_every: int = typer.Option(10, "--check-every", help="Early-stop check interval (iterations)."),
+    model: str = typer.Option("digits-cnn", "--model", help="digits-cnn or a torchvision architecture (resnet50, …)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="digits, imagefolder, synthetic [default: the model's]."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ROOT/<class>/<image> folder for imagefolder."),
+    image_size: int = typer.Option(224, "--image-size", help="Crop size for imagefolder images."),
+    image_shape: Optional[str] = typer.Option(None, "--image-shape", help="C,H,W of synthetic images."),
+    batch_size: int = typer.Option(128, "--batch-size", "-b", help="Images per batch (one commit each)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    seed: int = typer.Option(0, "--seed", help="Seed of image selection and targets."),
+    targets: Targets = typer.Option(Targets.random, "--targets", help="Target selection."),
+    image_format: ImageFormat = typer.Option(ImageFormat.png, "--image-format", help="Adversarial image files: png (8-bit) or npy (float32)."),
+    save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Store adversarial image files."),
+    name: Optional[str] = typer.Option(None, "--name", help="A label for the run."),
+    resume: Optional[int] = typer.Option(None, "--resume", help="Finish interrupted run RUN (its stored options are used)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+) -> None:
+    """Run a targeted attack and record every image's trajectory."""
+    from advdb.cli.progress import RichProgress
+    from advdb.runner import AttackSpec, resume_attack, run_attack
+
+    progress = RichProgress(attack_name.value if attack_name != AttackName.unified else f"{(loss or Loss.ce_sign).value}")
+    store = _store()
+    try:
+        if resume is not None:
+            run_id = resume_attack(store, resume, progress=progress, device=None if device == "auto" else device)
+        else:
+            params: dict[str, Any] = {}
+            given = {"loss": loss.value if loss else None, "mode": mode.value if mode else None,
+                     "iterations": iterations, "alpha": parse_number(alpha, "--alpha"), "tau": parse_number(tau, "--tau"),
+                     "norm": norm, "epsilon": parse_number(epsilon, "--epsilon"), "kappa": kappa}
+            if attack_name == AttackName.unified:
+                from advdb.attacks.engine import parse_norm
+
+                params = {k: v for k, v in given.items() if v is not None}
+                params.setdefault("loss", Loss.ce_sign.value)
+                if "norm" in params:
+                    params["norm"] = parse_norm(params["norm"])
+                params.update(early_stop=early_stop, check_every=check_every)
+            else:
+                wrong = [f"--{k}" for k in UNIFIED_ONLY if given.get(k) is not None]
+                if wrong:
+                    raise ConfigError(f"{', '.join(wrong)} only apply to --attack unified")
+                params = {k: v for k, v in given.items() if v is not None and k not in UNIFIED_ONLY}
+                params["early_stop"] = early_stop
+            spec = AttackSpec(
+                attack=attack_name.value, params=params, model=model, weights=weights, dataset=dataset, data_dir=data_dir,
+                image_size=image_size, image_shape=_shape(image_shape), n=n, batch_size=batch_size, device=device,
+                seed=seed, targets=targets.value, image_format=image_format.value, save_images=save_images, name=name,
+            )
+            run_id = run_attack(store, spec, progress=progress)
+        progress.close()
+        _print_run_summary(store, run_id, as_json)
+    finally:
+        progress.close()
+        store.close()
+
+
+def _print_run_summary(store: Any, run_id: int, as_json: bool) -> None:
+    from advdb.store.runs import get_run, run_counts
+
+    run, counts = get_run(store, run_id), run_counts(store, run_id)
+    info = {
+        "run_id": run.run_id, "status": run.status, "attack": run.attack, "loss": run.loss, "mode": run.mode,
+        "images": counts.samples, "succeeded": counts.succeeded, "trajectory_rows": counts.trajectory_rows,
+        "artifacts": counts.artifacts, "wall_seconds": run.wall_seconds, "device": run.device,
+    }
+    if as_json:
+        render.print_json(info)
+        return
+    rate = counts.succeeded / counts.samples if counts.samples else 0.0
+    render.console.print(
+        f"run {run.run_id} {run.status}: {counts.samples} images, {rate:.1%} reached their target, "
+        f"{counts.trajectory_rows:,} trajectory rows, {counts.artifacts} image files, {run.wall_seconds or 0:.1f} s on {run.device}"
+    )
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def _run_row(run: Any, classifiers: dict[int, str]) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id, "kind": run.kind, "status": run.status, "attack": run.attack, "loss": run.loss,
+        "mode": run.mode, "model": classifiers.get(run.classifier_id or -1), "n_images": run.n_images,
+        "iterations": run.iterations, "seed": run.seed, "device": run.device, "created_at": run.created_at,
+        "wall_seconds": run.wall_seconds, "name": run.name,
+    }
+
+
+@command(runs_app, "list")
+def runs_list(
+    kind: Optional[str] = typer.Option(None, "--kind", help="attack, detector or circles."),
+    status: Optional[str] = typer.Option(None, "--status", help="running, finished, failed or interrupted."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Show at most this many (newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List runs, newest first."""
+    from sqlalchemy import select
+
+    from advdb.store.models import Classifier
+    from advdb.store.runs import list_runs
+
+    with _store() as store:
+        runs = list_runs(store, kind=kind, status=status, limit=limit)
+        with store.session() as s:
+            classifiers = dict(s.execute(select(Classifier.classifier_id, Classifier.name)).all())
+    rows = [_run_row(r, classifiers) for r in runs]
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.console.print("no runs yet: start one with `advdb attack --loss ce-sign --n 500`")
+        return
+    cols = ["run_id", "kind", "status", "attack", "loss", "mode", "model", "n_images", "iterations", "device", "created_at", "wall_seconds"]
+    render.console.print(render.rich_table(cols, ([r[c] for c in cols] for r in rows)))
+
+
+@command(runs_app, "show")
+def runs_show(run_id: int = typer.Argument(..., help="Run id."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Show one run: status, counts, full configuration and versions."""
+    from dataclasses import asdict
+
+    from advdb.store.runs import get_run, run_counts
+
+    with _store() as store:
+        run = get_run(store, run_id)
+        counts = asdict(run_counts(store, run_id))
+    info = {c.name: getattr(run, c.name) for c in run.__table__.columns}
+    info["counts"] = counts
+    if as_json:
+        render.print_json(info)
+        return
+    scalar = [(k, v) for k, v in info.items() if not isinstance(v, dict)]
+    render.console.print(render.rich_table(["field", "value"], scalar, title=f"run {run_id}"))
+    render.console.print(render.rich_table(["count", "value"], counts.items()))
+    render.console.print("config:")
+    render.console.print_json(data=info["config"], default=str)
+    render.console.print("versions:")
+    render.console.print_json(data=info["versions"])
+
+
+@command(runs_app, "delete")
+def runs_delete(
+    run_id: int = typer.Argument(..., help="Run id."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a run: its rows in every table and its adversarial image files."""
+    from advdb.store.runs import delete_run, get_run, run_counts
+
+    with _store() as store:
+        run = get_run(store, run_id)
+        counts = run_counts(store, run_id)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"deleting run {run_id} needs confirmation: pass --yes")
+            typer.confirm(
+                f"Delete run {run_id} ({run.kind}, {run.status}) with {counts.trajectory_rows:,} trajectory rows "
+                f"and {counts.artifacts} image files?", abort=True, err=True,
+            )
+        n = delete_run(store, run_id)
+    render.console.print(f"deleted run {run_id} ({n:,} rows)")
+
+
+# --- sql ---------------------------------------------------------------------------------
+
+
+class OutFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+@command(app, "sql")
+def sql(
+    query: str = typer.Argument(..., help="A read-only SQL query (DuckDB dialect); tables: runs, samples, trajectory, …"),
+    fmt: OutFormat = typer.Option(OutFormat.table, "--format", "-f", help="Output format."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (required for parquet)."),
+) -> None:
+    """Run read-only SQL over the store with DuckDB."""
+    from advdb.analytics import run_sql
+
+    if fmt == OutFormat.parquet and out is None:
+        raise ConfigError("--format parquet needs --out FILE")
+    with _store() as store:  # checks the schema; closed before DuckDB opens the file
+        location = store.location
+    table = run_sql(location, query)
+    render.print_arrow(table, fmt.value, out)
+
+
+# --- registries --------------------------------------------------------------------------
+
+
+class Registry(str, Enum):
+    models = "models"
+    datasets = "datasets"
+    attacks = "attacks"
+    losses = "losses"
+
+
+@command(app, "list")
+def list_registry(what: Registry = typer.Argument(..., help="models, datasets, attacks or losses.")) -> None:
+    """List the registered models, datasets, attacks or loss sources."""
+    if what == Registry.models:
+        from advdb.models import list_classifiers
+
+        items = list_classifiers()
+    elif what == Registry.datasets:
+        from advdb.data import list_datasets
+
+        items = list_datasets()
+    elif what == Registry.attacks:
+        from advdb.attacks.registry import list_attacks
+
+        items = list_attacks()
+    else:
+        from advdb.attacks.sources import LOSSES
+
+        items = {name: "" for name in LOSSES}
+    render.console.print(render.rich_table(["name", "description"], items.items()))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="advdb")

@@ -1,0 +1,91 @@
+"""Rendering: rich tables for humans, CSV/JSON/Parquet for scripts, errors on stderr."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+MAX_TABLE_ROWS = 1000
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "∅"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "NaN"
+        return f"{v:.6g}"
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    return str(v)
+
+
+def rich_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
+    t = Table(title=title, show_lines=False, header_style="bold")
+    for c in columns:
+        t.add_column(str(c), overflow="fold")
+    for r in rows:
+        t.add_row(*(_cell(v) for v in r))
+    return t
+
+
+def print_arrow(table: pa.Table, fmt: str, out: Path | None) -> None:
+    """Write an Arrow table as a rich table, CSV, JSON or Parquet."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        assert out is not None
+        pq.write_table(table, out)
+        err_console.print(f"wrote {table.num_rows} rows to {out}")
+        return
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        if out:
+            pcsv.write_csv(table, out)
+        else:
+            buf = pa.BufferOutputStream()
+            pcsv.write_csv(table, buf)
+            sys.stdout.write(buf.getvalue().to_pybytes().decode())
+        return
+    if fmt == "json":
+        text = json.dumps(table.to_pylist(), default=_json_default, indent=None)
+        if out:
+            out.write_text(text + "\n")
+        else:
+            sys.stdout.write(text + "\n")
+        return
+    rows = table.slice(0, MAX_TABLE_ROWS).to_pylist()
+    console.print(rich_table(table.column_names, ([r[c] for c in table.column_names] for r in rows)))
+    if table.num_rows > MAX_TABLE_ROWS:
+        err_console.print(f"({table.num_rows - MAX_TABLE_ROWS} more rows not shown: use --format csv or parquet)")
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (dt.datetime, dt.date)):
+        return v.isoformat()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return str(v)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_json_default, indent=2) + "\n")
+
+
+def error(message: str) -> None:
+    """One line on stderr."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble(("advdb: error: ", "bold red"), message.replace("\n", " ")))

@@ -1,0 +1,50 @@
+"""The dataset interface: pixel-space images in [0, 1], labels, and a content fingerprint."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Sequence
+
+import numpy as np
+import torch
+
+
+class ImageDataset(ABC):
+    """An indexable set of images in pixel space ``[0,1]^(C×H×W)``.
+
+    ``labels`` may be None for synthetic data (the runner then uses the classifier's own
+    prediction as the label). ``fingerprint`` identifies the content for the store.
+    """
+
+    name: str
+    kind: str
+    split: str | None = None
+    root: str | None = None
+    synthetic: bool = False
+
+    @property
+    @abstractmethod
+    def n_classes(self) -> int | None: ...
+
+    @property
+    @abstractmethod
+    def image_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    @abstractmethod
+    def labels(self) -> np.ndarray | None: ...
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def load(self, indices: Sequence[int]) -> torch.Tensor:
+        """Images at ``indices`` as a float32 tensor [B, C, H, W] in [0, 1] (on the CPU)."""
+
+    def paths(self) -> list[str] | None:
+        """Per-image file paths, for file-backed datasets."""
+        return None

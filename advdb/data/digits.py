@@ -1,0 +1,66 @@
+"""scikit-learn's bundled digits (1,797 8×8 grey images, 10 classes): the offline default.
+
+The images are split once, deterministically, into halves: ``digits-train`` (used to train
+the built-in CNN) and ``digits`` (held out: the images attacks run on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from advdb.data.base import ImageDataset
+
+SPLIT_SEED = 0
+
+
+@lru_cache(maxsize=1)
+def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images / 16.0).astype(np.float32)  # [N, 8, 8] in [0, 1]
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
+    return images, d.target.astype(np.int64), order
+
+
+class Digits(ImageDataset):
+    kind = "digits"
+
+    def __init__(self, split: str = "test") -> None:
+        images, targets, order = _digits()
+        half = len(order) // 2
+        idx = np.sort(order[half:] if split == "test" else order[:half])
+        self.split = split
+        self.name = "digits" if split == "test" else "digits-train"
+        self._x = torch.from_numpy(images[idx][:, None])  # [N, 1, 8, 8]
+        self._y = targets[idx]
+        self._source_index = idx
+
+    @property
+    def n_classes(self) -> int:
+        return 10
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (1, 8, 8)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._y
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self._x.numpy().tobytes())
+        h.update(self._y.tobytes())
+        return h.hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._y)
+
+    def load(self, indices: Sequence[int]) -> torch.Tensor:
+        return self._x[torch.as_tensor(np.asarray(indices, dtype=np.int64))].clone()

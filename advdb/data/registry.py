@@ -1,0 +1,51 @@
+"""The dataset registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from advdb.data.base import ImageDataset
+from advdb.errors import ConfigError
+from advdb.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+
+
+@DATASETS.register("digits", "scikit-learn digits, held-out half (899 8×8 grey images, 10 classes); offline default")
+def _digits(**_: Any) -> ImageDataset:
+    from advdb.data.digits import Digits
+
+    return Digits("test")
+
+
+@DATASETS.register("digits-train", "scikit-learn digits, training half (the built-in CNN's training data)")
+def _digits_train(**_: Any) -> ImageDataset:
+    from advdb.data.digits import Digits
+
+    return Digits("train")
+
+
+@DATASETS.register("imagefolder", "a local ROOT/<class>/<image> folder (e.g. ImageNet validation), needs --data-dir")
+def _imagefolder(*, data_dir: str | None = None, image_size: int = 224, resize: int | None = None, **_: Any) -> ImageDataset:
+    from advdb.data.imagefolder import ImageFolder
+
+    if not data_dir:
+        raise ConfigError("dataset 'imagefolder' needs --data-dir ROOT (one sub-folder per class)")
+    return ImageFolder(data_dir, crop=image_size, resize=resize or round(image_size * 256 / 224))
+
+
+@DATASETS.register("synthetic", "random images of --image-shape, labelled by the classifier (throughput benchmarks)")
+def _synthetic(*, image_shape: tuple[int, int, int] = (3, 224, 224), n_synthetic: int = 1024, seed: int = 0, **_: Any) -> ImageDataset:
+    from advdb.data.synthetic import Synthetic
+
+    return Synthetic(shape=image_shape, n=n_synthetic, seed=seed)
+
+
+def create_dataset(name: str, **options: Any) -> ImageDataset:
+    """Create a dataset by registry name (``digits``, ``imagefolder``, ``synthetic`` …)."""
+    return DATASETS.get(name)(**options)
+
+
+def list_datasets() -> dict[str, str]:
+    """Registered dataset names with a one-line description."""
+    return DATASETS.describe()

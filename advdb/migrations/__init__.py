@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the advdb schema (shipped inside the package)."""

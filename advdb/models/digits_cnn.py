@@ -1,0 +1,97 @@
+"""The built-in small CNN for the digits default, trained deterministically on first use.
+
+Trained on ``digits-train`` (the other half of scikit-learn's digits), evaluated on
+``digits``; cached in ``$ADVDB_HOME/models`` with its sha256 beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from advdb.config import advdb_home
+
+VERSION = 1
+EPOCHS = 40
+TRAIN_SEED = 0
+
+
+def digits_cnn(num_classes: int = 10, channels: int = 1) -> nn.Module:
+    """conv32-conv64-pool-conv128-pool-fc128-fc10 for 8×8 inputs."""
+    return nn.Sequential(
+        nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(128 * 2 * 2, 128), nn.ReLU(), nn.Linear(128, num_classes),
+    )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_paths() -> tuple[Path, Path]:
+    d = advdb_home() / "models"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"digits-cnn-v{VERSION}.pt", d / f"digits-cnn-v{VERSION}.json"
+
+
+def train_digits_cnn() -> tuple[dict[str, torch.Tensor], dict]:
+    """Train the CNN deterministically (fixed seed, CPU); returns (state_dict, meta)."""
+    from advdb.data.digits import Digits
+
+    train, test = Digits("train"), Digits("test")
+    x = train.load(range(len(train)))
+    y = torch.as_tensor(train.labels)
+    mean, std = float(x.mean()), float(x.std())
+    g = torch.Generator().manual_seed(TRAIN_SEED)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(TRAIN_SEED)
+        net = digits_cnn()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
+    xn = (x - mean) / std
+    net.train()
+    for _ in range(EPOCHS):
+        perm = torch.randperm(len(xn), generator=g)
+        for i in range(0, len(perm), 64):
+            idx = perm[i : i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(xn[idx]), y[idx]).backward()
+            opt.step()
+        sched.step()
+    net.eval()
+    with torch.no_grad():
+        xt = (test.load(range(len(test))) - mean) / std
+        acc = float((net(xt).argmax(1).numpy() == test.labels).mean())
+    meta = {"version": VERSION, "mean": [mean], "std": [std], "test_accuracy": acc, "epochs": EPOCHS, "seed": TRAIN_SEED}
+    return net.state_dict(), meta
+
+
+def load_or_train() -> tuple[nn.Module, dict, Path]:
+    """The cached CNN, training it first if the cache is missing or does not match its sha256."""
+    weights, meta_path = cache_paths()
+    meta = None
+    if weights.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("sha256") != sha256_file(weights):
+            meta = None
+    if meta is None:
+        state, meta = train_digits_cnn()
+        tmp = weights.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(weights)
+        meta["sha256"] = sha256_file(weights)
+        meta_path.write_text(json.dumps(meta, indent=2))
+    net = digits_cnn()
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net, meta, weights

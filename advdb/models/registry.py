@@ -1,0 +1,157 @@
+"""The classifier registry: the built-in digits CNN and torchvision architectures by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from advdb.errors import ConfigError, DataError
+from advdb.models.digits_cnn import sha256_file
+from advdb.models.wrapper import PixelSpaceClassifier
+from advdb.registry import Registry
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+CLASSIFIERS: Registry = Registry("model")
+
+
+@dataclass
+class LoadedClassifier:
+    """A ready classifier (pixel space in, logits out) and what the store records about it."""
+
+    name: str
+    architecture: str
+    module: PixelSpaceClassifier
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights_source: str
+    weights_sha256: str
+    test_accuracy: float | None = None
+    default_dataset: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def normalization(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    def to(self, device: torch.device) -> "LoadedClassifier":
+        self.module = self.module.to(device)
+        return self
+
+
+@CLASSIFIERS.register("digits-cnn", "built-in small CNN for 8×8 digits, trained deterministically on first use")
+def _digits_cnn(**_: Any) -> LoadedClassifier:
+    from advdb.models.digits_cnn import load_or_train
+
+    net, meta, path = load_or_train()
+    return LoadedClassifier(
+        name="digits-cnn", architecture="digits-cnn",
+        module=PixelSpaceClassifier(net, meta["mean"], meta["std"]),
+        num_classes=10, input_shape=(1, 8, 8), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
+        weights_source=str(path), weights_sha256=meta["sha256"], test_accuracy=meta["test_accuracy"],
+        default_dataset="digits",
+    )
+
+
+def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise DataError("the weights file holds no state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _torchvision_cache_file(arch: str) -> Path | None:
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(arch).DEFAULT
+    except (ValueError, KeyError, AttributeError):
+        return None
+    name = Path(weights.url).name
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes: int | None = None, seed: int = 0) -> LoadedClassifier:
+    """A torchvision classification architecture with weights from a file or torchvision's cache.
+
+    ``weights="random"`` gives a seeded random initialisation (benchmarks and tests).
+    """
+    import torchvision
+
+    if arch not in torchvision.models.list_models(module=torchvision.models):
+        raise ConfigError(f"unknown model {arch!r}: use digits-cnn or a torchvision classification architecture (resnet50, alexnet, vgg16, …)")
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes or 1000)
+        state = net.state_dict()
+        import hashlib
+
+        h = hashlib.sha256()
+        for k, v in state.items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().numpy().tobytes())
+        source, sha = f"random:seed={seed}", h.hexdigest()
+    else:
+        path = Path(weights).expanduser() if weights else _torchvision_cache_file(arch)
+        if path is None:
+            raise DataError(f"no pretrained weights known for {arch}: pass --weights FILE (a state dict saved with torch.save)")
+        if not path.exists():
+            where = "" if weights else f" (torchvision's cache); download it elsewhere and copy it there, or pass --weights FILE"
+            raise DataError(f"weights file {path} does not exist{where}")
+        try:
+            state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except DataError as exc:
+            raise DataError(f"weights file {path}: {exc}") from None
+        except Exception as exc:  # corrupt zip, pickle refused by weights_only, truncated file …
+            raise DataError(f"weights file {path} cannot be loaded ({type(exc).__name__}): is it a torch.save state dict?") from None
+        if num_classes is None:
+            last2d = [v for v in state.values() if v.ndim == 2]
+            num_classes = int(last2d[-1].shape[0]) if last2d else 1000
+        net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+            raise DataError(f"weights file {path} does not fit {arch}: {first}") from None
+        source, sha = str(path.resolve()), sha256_file(path)
+    n_out = num_classes or 1000
+    return LoadedClassifier(
+        name=arch, architecture=arch, module=PixelSpaceClassifier(net, IMAGENET_MEAN, IMAGENET_STD),
+        num_classes=n_out, input_shape=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        weights_source=source, weights_sha256=sha, default_dataset="imagefolder",
+    )
+
+
+def create_classifier(name: str, *, weights: str | None = None, num_classes: int | None = None, seed: int = 0) -> LoadedClassifier:
+    """Create a classifier by name: ``digits-cnn`` or any torchvision architecture (``resnet50`` …)."""
+    if name in CLASSIFIERS:
+        if weights not in (None, ""):
+            raise ConfigError(f"model {name!r} is built in and takes no --weights")
+        return CLASSIFIERS.get(name)()
+    return torchvision_classifier(name, weights=weights, num_classes=num_classes, seed=seed)
+
+
+def list_classifiers() -> dict[str, str]:
+    """Built-in classifiers plus torchvision's classification architectures."""
+    import torchvision
+
+    out = CLASSIFIERS.describe()
+    for arch in torchvision.models.list_models(module=torchvision.models):
+        out[arch] = "torchvision architecture (weights from --weights FILE or torchvision's cache)"
+    return out
+
+
+def module_parameters_frozen(module: nn.Module) -> bool:
+    return not any(p.requires_grad for p in module.parameters())

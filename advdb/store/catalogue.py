@@ -1,0 +1,67 @@
+"""Datasets, images and classifiers in the store (get-or-create by content)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from sqlalchemy import insert, select
+
+from advdb.store.engine import Store
+from advdb.store.models import Classifier, Dataset, Image, utcnow
+
+
+def register_dataset(
+    store: Store,
+    *,
+    name: str,
+    kind: str,
+    fingerprint: str,
+    labels: np.ndarray,
+    image_shape: Sequence[int],
+    n_classes: int,
+    split: str | None = None,
+    root: str | None = None,
+    paths: Sequence[str] | None = None,
+    synthetic: bool = False,
+) -> tuple[int, np.ndarray]:
+    """The dataset's id and its image ids (index order), creating rows on first use."""
+    with store.session() as s:
+        ds = s.scalar(select(Dataset).where(Dataset.name == name, Dataset.fingerprint == fingerprint))
+        if ds is None:
+            ds = Dataset(
+                name=name, kind=kind, split=split, root=root, fingerprint=fingerprint, n_images=len(labels),
+                n_classes=n_classes, image_shape=list(image_shape), synthetic=synthetic, created_at=utcnow(),
+            )
+            s.add(ds)
+            s.flush()
+            rows = [
+                {"dataset_id": ds.dataset_id, "idx": i, "label": int(lab), "path": paths[i] if paths else None}
+                for i, lab in enumerate(labels.tolist())
+            ]
+            for start in range(0, len(rows), 20_000):
+                s.execute(insert(Image), rows[start : start + 20_000])
+        dataset_id = ds.dataset_id
+        ids = s.execute(select(Image.idx, Image.image_id).where(Image.dataset_id == dataset_id)).all()
+    out = np.empty(len(ids), dtype=np.int64)
+    for idx, image_id in ids:
+        out[idx] = image_id
+    return dataset_id, out
+
+
+def register_classifier(store: Store, **fields: Any) -> int:
+    """The classifier's id (by name and weights sha256), creating the row on first use."""
+    with store.session() as s:
+        c = s.scalar(
+            select(Classifier).where(Classifier.name == fields["name"], Classifier.weights_sha256 == fields["weights_sha256"])
+        )
+        if c is None:
+            c = Classifier(created_at=utcnow(), **fields)
+            s.add(c)
+            s.flush()
+        return c.classifier_id
+
+
+def get_classifier(store: Store, classifier_id: int) -> Classifier | None:
+    with store.session() as s:
+        return s.get(Classifier, classifier_id)

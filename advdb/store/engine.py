@@ -1,0 +1,104 @@
+"""Opening a store: the SQLAlchemy engine with the right pragmas, and its schema check."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from advdb.config import StoreLocation, resolve_store
+from advdb.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA page_size=16384")  # takes effect only when the file is created
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(location: StoreLocation) -> Engine:
+    """An engine for the store: WAL, busy timeout and foreign keys on SQLite; pre-ping on PostgreSQL."""
+    if location.backend == "sqlite":
+        path = location.sqlite_path
+        assert path is not None
+        if not path.parent.exists():
+            raise StoreError(f"cannot create the store {path}: folder {path.parent} does not exist")
+        engine = create_engine(location.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(
+            location.url, pool_pre_ping=True, connect_args={"connect_timeout": 5, "application_name": "advdb"}
+        )
+    return engine
+
+
+@dataclass
+class Store:
+    """An open store: where it is, its engine and a session factory."""
+
+    location: StoreLocation
+    engine: Engine
+    _sessions: sessionmaker = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.location.backend
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def connect(location: StoreLocation) -> Store:
+    """Connect to the store and check that it answers; a URL that does not connect is a StoreError."""
+    engine = make_engine(location)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (OperationalError, SQLAlchemyError) as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"cannot connect to the store {location.masked}: {reason}") from None
+    return Store(location=location, engine=engine)
+
+
+def open_store(url: str | None = None, *, create: bool = True, check_schema: bool = True) -> Store:
+    """Open the store at ``url`` (or the default); create it at head on first use.
+
+    A store whose schema is behind the code's head raises :class:`advdb.errors.SchemaError`
+    naming ``advdb db upgrade``.
+    """
+    from advdb.store.migrate import ensure_schema
+
+    store = connect(resolve_store(url))
+    if check_schema:
+        try:
+            ensure_schema(store, create=create)
+        except Exception:
+            store.close()
+            raise
+    return store

@@ -1,0 +1,75 @@
+"""Alembic glue: upgrade a store, report its revision, and refuse a store behind head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from advdb.errors import SchemaError
+from advdb.store.engine import Store
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(store: Store | None = None) -> Config:
+    """An Alembic config pointing at advdb's migrations (and at ``store``'s URL if given)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if store is not None:
+        cfg.set_main_option("sqlalchemy.url", store.location.url.render_as_string(hide_password=False).replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    return heads[0]
+
+
+def current_revision(store: Store) -> str | None:
+    with store.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(store: Store, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the store to ``revision``; returns (before, after)."""
+    before = current_revision(store)
+    cfg = alembic_config(store)
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return before, current_revision(store)
+
+
+def ensure_schema(store: Store, *, create: bool = True) -> None:
+    """Create an empty store at head; refuse a store that is behind or ahead of the code."""
+    rev = current_revision(store)
+    head = head_revision()
+    if rev == head:
+        return
+    if rev is None:
+        tables = set(inspect(store.engine).get_table_names())
+        if tables:
+            raise SchemaError(
+                f"{store.location.masked} holds tables but no advdb schema revision; "
+                "point --db at an advdb store or an empty database"
+            )
+        if not create:
+            raise SchemaError(f"{store.location.masked} is empty: run `advdb db upgrade` to create the schema")
+        upgrade(store)
+        return
+    script = ScriptDirectory.from_config(alembic_config())
+    known = {r.revision for r in script.walk_revisions()}
+    if rev not in known:
+        raise SchemaError(
+            f"the store {store.location.masked} is at revision {rev}, newer than this advdb knows "
+            f"(head {head}): upgrade advdb"
+        )
+    raise SchemaError(
+        f"the store {store.location.masked} is at schema revision {rev}, behind advdb's {head}: "
+        "run `advdb db upgrade` (back it up first)"
+    )

@@ -1,0 +1,288 @@
+"""The SQL schema of an advdb store, as SQLAlchemy 2.0 typed models.
+
+Alembic revisions in ``advdb/migrations/versions`` create exactly these tables; a test
+checks that the two agree. The big table is :class:`Trajectory` (one row per image and
+iteration); it is written in bulk by :mod:`advdb.store.ingest`, never through the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    REAL,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Run kinds and statuses (plain strings in the store so SQL stays readable).
+RUN_KINDS = ("attack", "detector", "circles")
+RUN_STATUSES = ("running", "finished", "failed", "interrupted")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# --- catalogue -------------------------------------------------------------------------
+
+
+class Dataset(Base):
+    """A set of images (one split of one source), identified by name and content fingerprint."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "fingerprint", name="uq_datasets_name_fingerprint"),)
+
+    dataset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    split: Mapped[Optional[str]] = mapped_column(String(32))
+    root: Mapped[Optional[str]] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    n_images: Mapped[int] = mapped_column(Integer)
+    n_classes: Mapped[int] = mapped_column(Integer)
+    image_shape: Mapped[list[Any]] = mapped_column(JSON)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Image(Base):
+    """One image of a dataset: its position, label and (for file datasets) path."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("dataset_id", "idx", name="uq_images_dataset_idx"),)
+
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.dataset_id", ondelete="CASCADE"))
+    idx: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int] = mapped_column(Integer)
+    path: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class Classifier(Base):
+    """A classifier: architecture, weights (source and sha256), classes, input and normalisation."""
+
+    __tablename__ = "classifiers"
+    __table_args__ = (UniqueConstraint("name", "weights_sha256", name="uq_classifiers_name_weights"),)
+
+    classifier_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    architecture: Mapped[str] = mapped_column(String(64))
+    weights_source: Mapped[Optional[str]] = mapped_column(Text)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    num_classes: Mapped[int] = mapped_column(Integer)
+    input_shape: Mapped[list[Any]] = mapped_column(JSON)
+    normalization: Mapped[dict[str, Any]] = mapped_column(JSON)
+    test_accuracy: Mapped[Optional[float]] = mapped_column(Float)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Run(Base):
+    """One unit of work (an attack, a detector training, the circles experiment).
+
+    ``config`` holds the full configuration; the columns beside it repeat the fields that
+    reports filter on.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_kind_status", "kind", "status"),
+        Index("ix_runs_loss_mode", "loss", "mode"),
+    )
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    name: Mapped[Optional[str]] = mapped_column(String(128))
+    attack: Mapped[Optional[str]] = mapped_column(String(16))
+    loss: Mapped[Optional[str]] = mapped_column(String(16))
+    mode: Mapped[Optional[str]] = mapped_column(String(32))
+    classifier_id: Mapped[Optional[int]] = mapped_column(ForeignKey("classifiers.classifier_id"))
+    dataset_id: Mapped[Optional[int]] = mapped_column(ForeignKey("datasets.dataset_id"))
+    seed: Mapped[Optional[int]] = mapped_column(Integer)
+    iterations: Mapped[Optional[int]] = mapped_column(Integer)
+    n_images: Mapped[Optional[int]] = mapped_column(Integer)
+    batch_size: Mapped[Optional[int]] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    device: Mapped[Optional[str]] = mapped_column(String(64))
+    host: Mapped[Optional[str]] = mapped_column(String(255))
+    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    updated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    wall_seconds: Mapped[Optional[float]] = mapped_column(Float)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+# --- attack records ----------------------------------------------------------------------
+
+
+class RunImage(Base):
+    """An attack run's work list: which image, in which batch, towards which target."""
+
+    __tablename__ = "run_images"
+    __table_args__ = (Index("ix_run_images_batch", "run_id", "batch_index"),)
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.image_id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    batch_index: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int] = mapped_column(Integer)
+    target: Mapped[int] = mapped_column(Integer)
+
+
+class Batch(Base):
+    """A commit unit of an attack run: its rows, samples and artifacts commit together."""
+
+    __tablename__ = "batches"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_images: Mapped[int] = mapped_column(Integer)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    attack_seconds: Mapped[float] = mapped_column(Float)
+    model_seconds: Mapped[Optional[float]] = mapped_column(Float)
+    committed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class Sample(Base):
+    """Per-image summary of an attack run.
+
+    ``first_success_iter`` is the first iteration whose prediction is the target (NULL if
+    never); ``success_*`` are the L1/L2/L∞ sizes of ``x' − x`` at that iteration, ``final_*``
+    at the last recorded one.
+    """
+
+    __tablename__ = "samples"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.image_id"), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(Integer)
+    label: Mapped[int] = mapped_column(Integer)
+    target: Mapped[int] = mapped_column(Integer)
+    p_init: Mapped[float] = mapped_column(REAL)
+    first_success_iter: Mapped[Optional[int]] = mapped_column(Integer)
+    success_l1: Mapped[Optional[float]] = mapped_column(REAL)
+    success_l2: Mapped[Optional[float]] = mapped_column(REAL)
+    success_linf: Mapped[Optional[float]] = mapped_column(REAL)
+    final_pred: Mapped[int] = mapped_column(Integer)
+    final_p_target: Mapped[float] = mapped_column(REAL)
+    final_z_target: Mapped[float] = mapped_column(REAL)
+    final_l1: Mapped[float] = mapped_column(REAL)
+    final_l2: Mapped[float] = mapped_column(REAL)
+    final_linf: Mapped[float] = mapped_column(REAL)
+    n_iterations: Mapped[int] = mapped_column(Integer)
+
+
+class Trajectory(Base):
+    """One image at one iteration of an attack run.
+
+    Row ``iteration = n`` describes ``xₙ`` (prediction, softmax ``p_*`` and logits ``z_*`` of
+    the initial class, the target and the strongest other class, the loss at ``xₙ``, the L2
+    norm of the loss gradient at ``xₙ``) and the step taken from it (``step_l2 =
+    ‖xₙ₊₁ − xₙ‖₂``, 0 on the last row); ``l1/l2/linf`` measure ``xₙ − x₀``. ``search_step``
+    is the index of the outer search (CW / L-BFGS constant) and 0 elsewhere.
+    """
+
+    __tablename__ = "trajectory"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iteration: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_step: Mapped[int] = mapped_column(SmallInteger)
+    pred: Mapped[int] = mapped_column(SmallInteger)
+    p_init: Mapped[float] = mapped_column(REAL)
+    p_target: Mapped[float] = mapped_column(REAL)
+    p_other: Mapped[float] = mapped_column(REAL)
+    z_init: Mapped[float] = mapped_column(REAL)
+    z_target: Mapped[float] = mapped_column(REAL)
+    z_other: Mapped[float] = mapped_column(REAL)
+    loss: Mapped[float] = mapped_column(REAL)
+    grad_l2: Mapped[float] = mapped_column(REAL)
+    step_l2: Mapped[float] = mapped_column(REAL)
+    l1: Mapped[float] = mapped_column(REAL)
+    l2: Mapped[float] = mapped_column(REAL)
+    linf: Mapped[float] = mapped_column(REAL)
+
+
+TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(c.name for c in Trajectory.__table__.columns)
+
+
+class Artifact(Base):
+    """A stored adversarial image file (path relative to the artifact folder)."""
+
+    __tablename__ = "artifacts"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.image_id"), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(String(64))
+    n_bytes: Mapped[int] = mapped_column(Integer)
+    saved_pred: Mapped[int] = mapped_column(Integer)
+    still_adversarial: Mapped[bool] = mapped_column(Boolean)
+
+
+# --- detectors and the 2-D experiment ------------------------------------------------------
+
+
+class DetectorEpoch(Base):
+    """One epoch of a detector training run."""
+
+    __tablename__ = "detector_epochs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lr: Mapped[float] = mapped_column(Float)
+    train_loss: Mapped[float] = mapped_column(Float)
+    train_accuracy: Mapped[float] = mapped_column(Float)
+    test_accuracy: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class DetectorResult(Base):
+    """A detector's test accuracy on one group: a source run, 'adversarial', 'genuine' or 'overall'."""
+
+    __tablename__ = "detector_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    group_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.run_id"))
+    n_images: Mapped[int] = mapped_column(Integer)
+    accuracy: Mapped[float] = mapped_column(Float)
+    epoch: Mapped[int] = mapped_column(Integer)
+
+
+class CircleGrid(Base):
+    """The 2-D experiment: a loss source's gradient magnitude at one point of the plane."""
+
+    __tablename__ = "circle_grid"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    loss: Mapped[str] = mapped_column(String(16), primary_key=True)
+    ix: Mapped[int] = mapped_column(Integer, primary_key=True)
+    iy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    x: Mapped[float] = mapped_column(Float)
+    y: Mapped[float] = mapped_column(Float)
+    grad_norm: Mapped[float] = mapped_column(Float)
+    pred: Mapped[int] = mapped_column(SmallInteger)
+    p_target: Mapped[float] = mapped_column(Float)

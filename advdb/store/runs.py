@@ -1,0 +1,177 @@
+"""Runs: create, look up, list, update status and delete (rows and artifact files)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import delete, func, select, update
+
+from advdb.errors import ConflictError, NotFoundError
+from advdb.store.engine import Store
+from advdb.store.models import (
+    Artifact,
+    Batch,
+    CircleGrid,
+    DetectorEpoch,
+    DetectorResult,
+    Run,
+    RunImage,
+    Sample,
+    Trajectory,
+    utcnow,
+)
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the software that shapes a run's results."""
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for pkg in ("advdb", "torch", "torchvision", "numpy", "duckdb", "sqlalchemy", "scikit-learn"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def create_run(store: Store, *, kind: str, config: dict[str, Any], **columns: Any) -> Run:
+    """Insert a run in status ``running`` with its full configuration, versions, host and pid."""
+    now = utcnow()
+    run = Run(
+        kind=kind,
+        status="running",
+        config=config,
+        versions=software_versions(),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        created_at=now,
+        started_at=now,
+        updated_at=now,
+        synthetic=bool(columns.pop("synthetic", False)),
+        **columns,
+    )
+    with store.session() as s:
+        s.add(run)
+    return run
+
+
+def get_run(store: Store, run_id: int) -> Run:
+    with store.session() as s:
+        run = s.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"no run {run_id} in {store.location.masked}: see `advdb runs list`")
+    return run
+
+
+def list_runs(store: Store, *, kind: str | None = None, status: str | None = None, limit: int | None = None) -> list[Run]:
+    q = select(Run).order_by(Run.run_id.desc())
+    if kind:
+        q = q.where(Run.kind == kind)
+    if status:
+        q = q.where(Run.status == status)
+    if limit:
+        q = q.limit(limit)
+    with store.session() as s:
+        return list(s.scalars(q))
+
+
+def set_status(store: Store, run_id: int, status: str, *, error: str | None = None, wall_seconds: float | None = None) -> None:
+    """Mark a run finished, failed or interrupted (or running again, on resume)."""
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "updated_at": now, "error": error}
+    if status in ("finished", "failed", "interrupted"):
+        values["finished_at"] = now
+    else:
+        values.update(finished_at=None, host=socket.gethostname(), pid=os.getpid())
+    if wall_seconds is not None:
+        values["wall_seconds"] = wall_seconds
+    with store.session() as s:
+        s.execute(update(Run).where(Run.run_id == run_id).values(**values))
+
+
+def heartbeat(store: Store, run_id: int) -> None:
+    with store.session() as s:
+        s.execute(update(Run).where(Run.run_id == run_id).values(updated_at=utcnow()))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_live(run: Run, *, stale_after_s: float = 900.0) -> bool:
+    """Whether a ``running`` run is really being worked on by a live process.
+
+    On this host the pid tells; elsewhere a heartbeat older than ``stale_after_s`` means stale.
+    """
+    if run.status != "running":
+        return False
+    if run.host == socket.gethostname() and run.pid:
+        return run.pid != os.getpid() and _pid_alive(run.pid)
+    last = run.updated_at or run.started_at
+    return last is not None and (utcnow() - last).total_seconds() < stale_after_s
+
+
+@dataclass
+class RunCounts:
+    batches: int
+    samples: int
+    trajectory_rows: int
+    artifacts: int
+    succeeded: int
+
+
+def run_counts(store: Store, run_id: int) -> RunCounts:
+    with store.session() as s:
+        def count(model: Any) -> int:
+            return int(s.scalar(select(func.count()).select_from(model).where(model.run_id == run_id)) or 0)
+
+        succeeded = s.scalar(
+            select(func.count()).select_from(Sample).where(Sample.run_id == run_id, Sample.first_success_iter.is_not(None))
+        )
+        return RunCounts(
+            batches=count(Batch),
+            samples=count(Sample),
+            trajectory_rows=count(Trajectory),
+            artifacts=count(Artifact),
+            succeeded=int(succeeded or 0),
+        )
+
+
+def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
+    """Delete a run, its rows in every table and its artifact files. Returns the rows deleted.
+
+    A run still being worked on by a live process is refused unless ``force``.
+    """
+    run = get_run(store, run_id)
+    if is_live(run) and not force:
+        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it first")
+    with store.session() as s:
+        used = s.scalar(select(func.count()).select_from(DetectorResult).where(DetectorResult.source_run_id == run_id))
+        if used:
+            raise ConflictError(f"run {run_id} is a source of detector runs; delete those first")
+    n = 0
+    with store.session() as s:
+        for model in (Trajectory, Sample, Artifact, Batch, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
+            n += s.execute(delete(model).where(model.run_id == run_id)).rowcount or 0
+        s.execute(delete(Run).where(Run.run_id == run_id))
+    run_dir = store.location.artifacts_dir / f"run-{run_id}"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    return n + 1
+
+
+def runs_by_ids(store: Store, run_ids: Sequence[int]) -> list[Run]:
+    return [get_run(store, r) for r in run_ids]

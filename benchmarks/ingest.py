@@ -1,0 +1,83 @@
+"""Trajectory ingest speed: rows/s end to end from numpy arrays, per backend.
+
+    python benchmarks/ingest.py [--db URL ...] [--batches 16] [--images 256] [--iterations 500]
+
+With no --db, measures a fresh SQLite file, and PostgreSQL too when ADVDB_TEST_PG_URL is
+set (.ci/pg.sh starts a throwaway server). Each batch is what the attack engine commits:
+trajectory rows (float32 statistics), per-image samples and the batch record, in one
+transaction. Prints rows/s per backend; not a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from advdb.store import open_store
+from advdb.store.ingest import SAMPLE_COLUMNS, BatchRecord, Ingestor
+from advdb.store.models import TRAJECTORY_COLUMNS
+from advdb.store.runs import create_run, delete_run
+
+
+def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator) -> BatchRecord:
+    n = n_img * (T + 1)
+    ids = np.arange(b * n_img, (b + 1) * n_img, dtype=np.int32)
+    traj: dict[str, np.ndarray] = {
+        "image_id": np.repeat(ids, T + 1),
+        "iteration": np.tile(np.arange(T + 1, dtype=np.int32), n_img),
+        "search_step": np.zeros(n, np.int16),
+        "pred": rng.integers(0, 1000, n).astype(np.int16),
+    }
+    for k in TRAJECTORY_COLUMNS[5:]:
+        traj[k] = rng.random(n, dtype=np.float32)
+    samples = {k: rng.random(n_img, dtype=np.float32) for k in SAMPLE_COLUMNS}
+    samples.update(image_id=ids, batch_index=np.full(n_img, b), label=np.zeros(n_img, np.int32),
+                   target=np.ones(n_img, np.int32), final_pred=np.ones(n_img, np.int32),
+                   first_success_iter=rng.integers(1, T, n_img).astype(np.float64),
+                   n_iterations=np.full(n_img, T + 1))
+    return BatchRecord(run_id=run_id, batch_index=b, trajectory=traj, samples=samples, attack_seconds=0.0)
+
+
+def bench(url: str, batches: int, n_img: int, T: int) -> float:
+    store = open_store(url)
+    run = create_run(store, kind="attack", config={"benchmark": "ingest"}, name="bench-ingest")
+    rng = np.random.default_rng(0)
+    data = [make_batch(run.run_id, b, n_img, T, rng) for b in range(batches)]
+    rows = sum(d.n_rows for d in data)
+    with Ingestor(store.location) as ing:
+        t0 = time.perf_counter()
+        for d in data:
+            ing.commit(d)
+        dt = time.perf_counter() - t0
+    delete_run(store, run.run_id)
+    store.close()
+    return rows / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", action="append", help="store URL (repeatable)")
+    ap.add_argument("--batches", type=int, default=16)
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--iterations", type=int, default=500)
+    args = ap.parse_args()
+    urls = args.db
+    tmp = tempfile.TemporaryDirectory()
+    if not urls:
+        urls = [f"sqlite:///{tmp.name}/bench.db"]
+        if os.environ.get("ADVDB_TEST_PG_URL"):
+            urls.append(os.environ["ADVDB_TEST_PG_URL"])
+    rows = args.batches * args.images * (args.iterations + 1)
+    print(f"{rows:,} trajectory rows in {args.batches} batches of {args.images} images x {args.iterations + 1} iterations")
+    for url in urls:
+        rate = bench(url, args.batches, args.images, args.iterations)
+        backend = url.split(":", 1)[0]
+        print(f"{backend:12s} {rate:12,.0f} rows/s   ({rate / 500_000:.2f} x the 500 k rows/s target)")
+
+
+if __name__ == "__main__":
+    main()
