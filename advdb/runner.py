@@ -29,7 +29,7 @@ from advdb.store.catalogue import get_classifier, register_classifier, register_
 from advdb.store.engine import Store
 from advdb.store.ingest import BatchRecord
 from advdb.store.models import Batch, Run, RunImage
-from advdb.store.runs import create_run, get_run, heartbeat, is_live, set_status
+from advdb.store.runs import create_run, get_run, is_live, set_status
 from advdb.store.writer import ArtifactPayload, BackgroundWriter
 
 TARGET_MODES = ("random", "least-likely")
@@ -102,6 +102,16 @@ def resolve_device(device: str) -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {device!r}: use auto, cpu or cuda[:N]")
     return dev
+
+
+def torch_versions(dev: torch.device) -> dict[str, str]:
+    """torch's own build (with its CUDA flavour) and the GPU's CUDA/cuDNN versions."""
+    out = {"torch": torch.__version__}
+    if dev.type == "cuda":
+        out["cuda"] = str(torch.version.cuda)
+        out["cudnn"] = str(torch.backends.cudnn.version())
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    return out
 
 
 def device_description(dev: torch.device) -> str:
@@ -226,11 +236,12 @@ class _Execution:
                                 iterations=int(self.spec.params.get("iterations", 0) or 0))
         torch.manual_seed(self.spec.seed)
         with ThreadPoolExecutor(max_workers=1) as loader:
-            nxt = loader.submit(self.ds.load, self.plan.indices[self._slice(todo[0])]) if todo else None
+            # numpy only in the loader thread (see ImageDataset.load_array)
+            nxt = loader.submit(self.ds.load_array, self.plan.indices[self._slice(todo[0])]) if todo else None
             for k, b in enumerate(todo):
-                x0 = nxt.result()  # type: ignore[union-attr]
+                x0 = torch.from_numpy(nxt.result())  # type: ignore[union-attr]
                 if k + 1 < len(todo):
-                    nxt = loader.submit(self.ds.load, self.plan.indices[self._slice(todo[k + 1])])
+                    nxt = loader.submit(self.ds.load_array, self.plan.indices[self._slice(todo[k + 1])])
                 self._attack_batch(writer, b, x0)
                 if self.progress:
                     self.progress.advance(len(x0))
@@ -267,7 +278,6 @@ class _Execution:
             samples=summary, attack_seconds=outcome.seconds,
         )
         writer.submit(record, payload)
-        heartbeat(self.store, self.run_id)
 
 
 def _execute(store: Store, writer: BackgroundWriter, execution: _Execution, started: float, prior_seconds: float = 0.0) -> int:
@@ -328,6 +338,7 @@ def _run_new(store: Store, spec: AttackSpec, attack: Attack, device: torch.devic
         store, kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
         classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed, iterations=iterations, n_images=spec.n,
         batch_size=spec.batch_size, device=device_description(device), synthetic=ds.synthetic,
+        versions=torch_versions(device),
     )
     positions = np.arange(len(plan.indices))
     try:
@@ -350,7 +361,7 @@ def resume_attack(store: Store, run_id: int, *, progress: Progress | None = None
         raise ConflictError(f"run {run_id} is a {run.kind} run, not an attack")
     if run.status == "finished":
         raise ConflictError(f"run {run_id} is already finished: nothing to resume")
-    if is_live(run):
+    if is_live(store, run):
         raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it before resuming")
     spec = AttackSpec.from_config(run.config)
     if device is not None:

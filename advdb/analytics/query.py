@@ -62,7 +62,7 @@ class QuerySession:
             for _, text in stmts[:-1]:
                 self.con.execute(text)
             rel = self.con.execute(stmts[-1][1], params) if params is not None else self.con.execute(stmts[-1][1])
-            return rel.fetch_arrow_table()
+            return rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.fetch_arrow_table()
         except duckdb.Error as exc:
             raise QueryError(_one_line(exc)) from None
 

@@ -42,8 +42,16 @@ class ImageDataset(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
+    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+        """Images at ``indices`` as a float32 array [B, C, H, W] in [0, 1].
+
+        Uses numpy only, no torch op, so it can run in a prefetch thread without waking a
+        second OpenMP thread pool that would compete with the attack for the cores.
+        """
+
     def load(self, indices: Sequence[int]) -> torch.Tensor:
         """Images at ``indices`` as a float32 tensor [B, C, H, W] in [0, 1] (on the CPU)."""
+        return torch.from_numpy(np.ascontiguousarray(self.load_array(indices), dtype=np.float32))
 
     def paths(self) -> list[str] | None:
         """Per-image file paths, for file-backed datasets."""

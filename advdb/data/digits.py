@@ -11,7 +11,6 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from advdb.data.base import ImageDataset
 
@@ -37,7 +36,7 @@ class Digits(ImageDataset):
         idx = np.sort(order[half:] if split == "test" else order[:half])
         self.split = split
         self.name = "digits" if split == "test" else "digits-train"
-        self._x = torch.from_numpy(images[idx][:, None])  # [N, 1, 8, 8]
+        self._x = np.ascontiguousarray(images[idx][:, None])  # [N, 1, 8, 8]
         self._y = targets[idx]
         self._source_index = idx
 
@@ -55,12 +54,12 @@ class Digits(ImageDataset):
 
     @property
     def fingerprint(self) -> str:
-        h = hashlib.sha256(self._x.numpy().tobytes())
+        h = hashlib.sha256(self._x.tobytes())
         h.update(self._y.tobytes())
         return h.hexdigest()
 
     def __len__(self) -> int:
         return len(self._y)
 
-    def load(self, indices: Sequence[int]) -> torch.Tensor:
-        return self._x[torch.as_tensor(np.asarray(indices, dtype=np.int64))].clone()
+    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+        return self._x[np.asarray(indices, dtype=np.int64)]

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from advdb.data.base import ImageDataset
 from advdb.errors import DataError
@@ -76,23 +75,29 @@ class ImageFolder(ImageDataset):
     def paths(self) -> list[str]:
         return list(self._files)
 
-    def _load_one(self, i: int) -> torch.Tensor:
+    def _load_one(self, i: int) -> np.ndarray:
+        """Resize the shorter side to ``resize`` (bilinear, antialiased), centre-crop ``crop``."""
         from PIL import Image, UnidentifiedImageError
-        from torchvision.transforms import functional as TF
 
         path = Path(self.root) / self._files[i]
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB" if self._channels == 3 else "L")
-                im = TF.center_crop(TF.resize(im, self._resize, antialias=True), self._crop)
-                return TF.to_tensor(im)
+                w, h = im.size
+                scale = self._resize / min(w, h)
+                nw, nh = max(self._crop, round(w * scale)), max(self._crop, round(h * scale))
+                im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+                left, top = (nw - self._crop) // 2, (nh - self._crop) // 2
+                im = im.crop((left, top, left + self._crop, top + self._crop))
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+                return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         except FileNotFoundError:
             raise DataError(f"image file {path} is missing: restore it or rebuild the dataset folder") from None
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"image file {path} cannot be read ({exc.__class__.__name__}): replace or remove it") from None
 
-    def load(self, indices: Sequence[int]) -> torch.Tensor:
+    def load_array(self, indices: Sequence[int]) -> np.ndarray:
         if len(indices) <= 2:
-            return torch.stack([self._load_one(int(i)) for i in indices])
+            return np.stack([self._load_one(int(i)) for i in indices])
         with ThreadPoolExecutor(max_workers=self._workers) as pool:
-            return torch.stack(list(pool.map(self._load_one, [int(i) for i in indices])))
+            return np.stack(list(pool.map(self._load_one, [int(i) for i in indices])))

@@ -6,7 +6,6 @@ import hashlib
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from advdb.data.base import ImageDataset
 
@@ -46,9 +45,8 @@ class Synthetic(ImageDataset):
     def __len__(self) -> int:
         return self._n
 
-    def load(self, indices: Sequence[int]) -> torch.Tensor:
-        out = torch.empty((len(indices), *self._shape))
+    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+        out = np.empty((len(indices), *self._shape), dtype=np.float32)
         for k, i in enumerate(indices):
-            g = torch.Generator().manual_seed(self._seed * 1_000_003 + int(i))
-            out[k] = torch.rand(self._shape, generator=g)
+            out[k] = np.random.default_rng([self._seed, int(i)]).random(self._shape, dtype=np.float32)
         return out

@@ -17,6 +17,7 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
+    dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN IMMEDIATE instead
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA page_size=16384")  # takes effect only when the file is created
     cur.execute("PRAGMA journal_mode=WAL")
@@ -35,6 +36,9 @@ def make_engine(location: StoreLocation) -> Engine:
             raise StoreError(f"cannot create the store {path}: folder {path.parent} does not exist")
         engine = create_engine(location.url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
+        # Take the write lock at BEGIN, where the busy timeout applies: a deferred transaction
+        # that reads and then writes after another process committed fails at once (SQLITE_BUSY).
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
     else:
         engine = create_engine(
             location.url, pool_pre_ping=True, connect_args={"connect_timeout": 5, "application_name": "advdb"}

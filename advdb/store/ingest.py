@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -24,6 +25,13 @@ from advdb.store.duck import open_duck
 from advdb.store.models import TRAJECTORY_COLUMNS, utcnow
 
 ArrayLike = Any  # numpy array, torch tensor or list
+
+LOCK_RETRY_SECONDS = 120.0
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
 
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "image_id", "batch_index", "label", "target", "p_init", "first_success_iter",
@@ -121,16 +129,35 @@ class Ingestor:
         except duckdb.Error:
             pass
 
+    def _transaction(self, body: Any) -> None:
+        """Run ``body`` in one transaction, retrying while another writer holds the SQLite lock."""
+        deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        delay = 0.05
+        while True:
+            self.con.execute("BEGIN")
+            try:
+                body()
+                self.con.execute("COMMIT")
+                return
+            except duckdb.Error as exc:
+                if isinstance(exc, duckdb.FatalException):  # the connection is unusable: start afresh
+                    self.con.close()
+                    self.con = open_duck(self.location, read_only=False)
+                else:
+                    self._rollback()
+                if _is_lock_error(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                raise
+
     def insert(self, table: str, columns: Mapping[str, ArrayLike], *, run_id: int | None = None) -> int:
         """Insert column arrays into ``table`` in one transaction; returns the row count."""
         data = arrow_table(columns, run_id=run_id)
         with self._lock:
-            self.con.execute("BEGIN")
             try:
-                self._insert(table, data)
-                self.con.execute("COMMIT")
+                self._transaction(lambda: self._insert(table, data))
             except duckdb.Error as exc:
-                self._rollback()
                 raise StoreError(f"bulk insert into {table} failed: {str(exc).splitlines()[0]}") from None
         return data.num_rows
 
@@ -149,22 +176,23 @@ class Ingestor:
             if batch.artifacts is not None
             else None
         )
+
+        def body() -> None:
+            self.con.execute(
+                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, attack_seconds, model_seconds, committed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [batch.run_id, batch.batch_index, batch.n_images, batch.n_rows,
+                 float(batch.attack_seconds), batch.model_seconds, batch.committed_at],
+            )
+            self._insert("trajectory", traj)
+            self._insert("samples", samples)
+            if arts is not None and arts.num_rows:
+                self._insert("artifacts", arts)
+
         with self._lock:
-            self.con.execute("BEGIN")
             try:
-                self.con.execute(
-                    "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, attack_seconds, model_seconds, committed_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [batch.run_id, batch.batch_index, batch.n_images, batch.n_rows,
-                     float(batch.attack_seconds), batch.model_seconds, batch.committed_at],
-                )
-                self._insert("trajectory", traj)
-                self._insert("samples", samples)
-                if arts is not None and arts.num_rows:
-                    self._insert("artifacts", arts)
-                self.con.execute("COMMIT")
+                self._transaction(body)
             except duckdb.Error as exc:
-                self._rollback()
                 if self.batch_committed(batch.run_id, batch.batch_index):
                     return False
                 raise StoreError(

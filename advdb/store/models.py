@@ -203,7 +203,6 @@ class Trajectory(Base):
     """
 
     __tablename__ = "trajectory"
-    __table_args__ = {"sqlite_with_rowid": False}
 
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -41,14 +41,17 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def create_run(store: Store, *, kind: str, config: dict[str, Any], **columns: Any) -> Run:
-    """Insert a run in status ``running`` with its full configuration, versions, host and pid."""
+def create_run(store: Store, *, kind: str, config: dict[str, Any], versions: dict[str, str] | None = None, **columns: Any) -> Run:
+    """Insert a run in status ``running`` with its full configuration, versions, host and pid.
+
+    ``versions`` adds to (and overrides) the installed package versions, e.g. torch's build.
+    """
     now = utcnow()
     run = Run(
         kind=kind,
         status="running",
         config=config,
-        versions=software_versions(),
+        versions={**software_versions(), **(versions or {})},
         host=socket.gethostname(),
         pid=os.getpid(),
         created_at=now,
@@ -96,11 +99,6 @@ def set_status(store: Store, run_id: int, status: str, *, error: str | None = No
         s.execute(update(Run).where(Run.run_id == run_id).values(**values))
 
 
-def heartbeat(store: Store, run_id: int) -> None:
-    with store.session() as s:
-        s.execute(update(Run).where(Run.run_id == run_id).values(updated_at=utcnow()))
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -111,16 +109,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def is_live(run: Run, *, stale_after_s: float = 900.0) -> bool:
+def last_activity(store: Store, run: Run) -> Any:
+    """When the run last changed: its status update or its latest committed batch."""
+    with store.session() as s:
+        last_batch = s.scalar(select(func.max(Batch.committed_at)).where(Batch.run_id == run.run_id))
+    times = [t for t in (run.updated_at, run.started_at, last_batch) if t is not None]
+    return max(times) if times else None
+
+
+def is_live(store: Store, run: Run, *, stale_after_s: float = 900.0) -> bool:
     """Whether a ``running`` run is really being worked on by a live process.
 
-    On this host the pid tells; elsewhere a heartbeat older than ``stale_after_s`` means stale.
+    On this host the pid tells; a run from another host is live while it committed
+    something in the last ``stale_after_s`` seconds.
     """
     if run.status != "running":
         return False
     if run.host == socket.gethostname() and run.pid:
         return run.pid != os.getpid() and _pid_alive(run.pid)
-    last = run.updated_at or run.started_at
+    last = last_activity(store, run)
     return last is not None and (utcnow() - last).total_seconds() < stale_after_s
 
 
@@ -156,7 +163,7 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     A run still being worked on by a live process is refused unless ``force``.
     """
     run = get_run(store, run_id)
-    if is_live(run) and not force:
+    if is_live(store, run) and not force:
         raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it first")
     with store.session() as s:
         used = s.scalar(select(func.count()).select_from(DetectorResult).where(DetectorResult.source_run_id == run_id))

@@ -5,16 +5,23 @@ one inside DuckDB's scanner) must never have the same file open at once: POSIX l
 per process, so one library's close drops the other's locks and the database can be
 corrupted. The bulk path therefore runs in its own process, which also takes PNG
 encoding, hashing and the commit off the attack's critical path.
+
+The child is a plain ``python -c`` subprocess talking pickle over its stdin/stdout (not
+``multiprocessing``, which would re-import the caller's ``__main__`` script). It runs in
+its own session, so a Ctrl-C at the terminal reaches only the parent, which decides; it
+exits when its stdin closes, so it never outlives a killed parent.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+import pickle
 import queue
-import signal
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
@@ -57,40 +64,51 @@ def write_artifacts(location: StoreLocation, run_id: int, payload: ArtifactPaylo
     }
 
 
-def _writer_main(location: StoreLocation, parent_pid: int, requests: Any, responses: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+def _handle(ingestor: Ingestor, location: StoreLocation, op: str, args: Any) -> Any:
+    if op == "commit":
+        batch, payload = args
+        if payload is not None:
+            batch.artifacts = write_artifacts(location, batch.run_id, payload)
+        return ingestor.commit(batch)
+    if op == "insert":
+        table, columns, run_id = args
+        return ingestor.insert(table, columns, run_id=run_id)
+    raise StoreError(f"unknown writer operation {op!r}")
+
+
+def serve() -> None:
+    """The child's main loop: requests on stdin, one response per request on stdout."""
+    out: BinaryIO = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr, never into the protocol
+    inp = sys.stdin.buffer
+
+    def reply(msg: tuple) -> None:
+        pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
     try:
+        location: StoreLocation = pickle.load(inp)
         ingestor = Ingestor(location)
     except AdvdbError as exc:
-        responses.put((-1, False, f"{type(exc).__name__}:{exc}"))
+        reply((-1, False, f"{type(exc).__name__}:{exc}"))
         return
-    responses.put((-1, True, None))
+    except EOFError:
+        return
+    reply((-1, True, None))
     while True:
         try:
-            item = requests.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent_pid:
-                break
-            continue
+            item = pickle.load(inp)
+        except EOFError:  # the parent is gone or done
+            break
         if item is None:
             break
         seq, op, args = item
         try:
-            if op == "commit":
-                batch, payload = args
-                if payload is not None:
-                    batch.artifacts = write_artifacts(location, batch.run_id, payload)
-                result: Any = ingestor.commit(batch)
-            elif op == "insert":
-                table, columns, run_id = args
-                result = ingestor.insert(table, columns, run_id=run_id)
-            else:
-                raise StoreError(f"unknown writer operation {op!r}")
-            responses.put((seq, True, result))
+            reply((seq, True, _handle(ingestor, location, op, args)))
         except AdvdbError as exc:
-            responses.put((seq, False, f"{type(exc).__name__}:{exc}"))
+            reply((seq, False, f"{type(exc).__name__}:{exc}"))
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises
-            responses.put((seq, False, f"StoreError:writer failed: {type(exc).__name__}: {exc}"))
+            reply((seq, False, f"StoreError:writer failed: {type(exc).__name__}: {exc}"))
     ingestor.close()
 
 
@@ -99,6 +117,8 @@ def _raise(message: str) -> None:
 
     name, _, text = message.partition(":")
     cls = getattr(errors, name, StoreError)
+    if not (isinstance(cls, type) and issubclass(cls, AdvdbError)):
+        cls = StoreError
     raise cls(text)
 
 
@@ -106,43 +126,78 @@ class BackgroundWriter:
     """Commits batches in a child process, at most ``max_pending`` ahead of the caller."""
 
     def __init__(self, location: StoreLocation, *, max_pending: int = 2) -> None:
-        ctx = mp.get_context("spawn")
-        self._requests = ctx.Queue(maxsize=max_pending)
-        self._responses = ctx.Queue()
-        self._proc = ctx.Process(
-            target=_writer_main, args=(location, os.getpid(), self._requests, self._responses), daemon=True, name="advdb-writer"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from advdb.store.writer import serve; serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
         )
-        self._proc.start()
+        self._outbox: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._inbox: queue.Queue = queue.Queue()
+        self._sender = threading.Thread(target=self._send_loop, args=(location,), daemon=True, name="advdb-writer-send")
+        self._receiver = threading.Thread(target=self._receive_loop, daemon=True, name="advdb-writer-receive")
+        self._sender.start()
+        self._receiver.start()
         self._seq = 0
         self._pending: set[int] = set()
         self._results: dict[int, Any] = {}
         self._error: str | None = None
         self._ready = False
+        self._stopped = False
 
-    def _ensure_ready(self) -> None:
-        """Wait for the process to attach the store (it starts in the background)."""
-        if self._ready:
-            return
-        _, ok, msg = self._get(block=True, timeout=120)
-        if not ok:
-            self._proc.join(5)
-            _raise(msg)
-        self._ready = True
+    # --- threads -------------------------------------------------------------------------
 
-    def _get(self, *, block: bool, timeout: float | None = None) -> tuple[int, bool, Any]:
+    def _send_loop(self, location: StoreLocation) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            pickle.dump(location, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            stdin.flush()
+            while True:
+                item = self._outbox.get()
+                pickle.dump(item, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+                if item is None:
+                    break
+        except (BrokenPipeError, OSError):
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _receive_loop(self) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
         while True:
             try:
-                return self._responses.get(block=block, timeout=timeout if block else None)
-            except queue.Empty:
-                if not block:
-                    raise
-                if not self._proc.is_alive():
-                    raise StoreError("the writer process died: see the messages above; resume the run with --resume") from None
+                self._inbox.put(pickle.load(stdout))
+            except (EOFError, OSError, pickle.UnpicklingError):
+                self._inbox.put(None)  # the child is gone
+                return
+
+    # --- protocol ------------------------------------------------------------------------
+
+    def _get(self, block: bool) -> tuple[int, bool, Any] | None:
+        msg = self._inbox.get(block=block)
+        if msg is None:
+            self._inbox.put(None)  # keep reporting the end
+            raise StoreError("the writer process stopped unexpectedly (see the messages above); resume the run with --resume")
+        return msg
+
+    def _ensure_ready(self) -> None:
+        """Wait for the child to attach the store (it starts in the background)."""
+        if self._ready:
+            return
+        _, ok, msg = self._get(block=True)  # type: ignore[misc]
+        if not ok:
+            self.stop()
+            _raise(msg)
+        self._ready = True
 
     def _collect(self, *, block: bool) -> None:
         while self._pending:
             try:
-                seq, ok, result = self._get(block=block, timeout=5)
+                seq, ok, result = self._get(block=block)  # type: ignore[misc]
             except queue.Empty:
                 return
             self._pending.discard(seq)
@@ -150,8 +205,6 @@ class BackgroundWriter:
                 self._results[seq] = result
             elif self._error is None:
                 self._error = result
-            if not block:
-                continue
 
     def _check(self) -> None:
         if self._error is not None:
@@ -164,14 +217,10 @@ class BackgroundWriter:
         self._check()
         self._seq += 1
         self._pending.add(self._seq)
-        while True:
-            try:
-                self._requests.put((self._seq, op, args), timeout=5)
-                return self._seq
-            except queue.Full:
-                if not self._proc.is_alive():
-                    raise StoreError("the writer process died; resume the run with --resume") from None
-                self._collect(block=False)
+        self._outbox.put((self._seq, op, args))  # blocks while max_pending requests wait
+        return self._seq
+
+    # --- API -----------------------------------------------------------------------------
 
     def submit(self, batch: BatchRecord, artifacts: ArtifactPayload | None = None) -> None:
         """Queue a batch for commit; errors surface on a later call."""
@@ -186,8 +235,7 @@ class BackgroundWriter:
     def drain(self) -> None:
         """Wait until everything submitted is committed; raise the first error."""
         self._ensure_ready()
-        while self._pending:
-            self._collect(block=True)
+        self._collect(block=True)
         self._check()
 
     def close(self) -> None:
@@ -199,15 +247,17 @@ class BackgroundWriter:
 
     def stop(self) -> None:
         """Stop the process after it finishes what is queued (no error check)."""
-        if self._proc.is_alive():
-            try:
-                self._requests.put(None, timeout=30)
-            except queue.Full:
-                pass
-            self._proc.join(60)
-            if self._proc.is_alive():
-                self._proc.terminate()
-                self._proc.join(5)
+        if self._stopped:
+            return
+        self._stopped = True
+        self._outbox.put(None)
+        try:
+            self._proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._sender.join(5)
+        self._receiver.join(5)
 
     def __enter__(self) -> "BackgroundWriter":
         return self
@@ -217,3 +267,7 @@ class BackgroundWriter:
             self.close()
         else:
             self.stop()
+
+
+if __name__ == "__main__":
+    serve()

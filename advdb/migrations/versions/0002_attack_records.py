@@ -60,8 +60,9 @@ def upgrade() -> None:
         sa.Column("final_linf", sa.REAL(), nullable=False),
         sa.Column("n_iterations", sa.Integer(), nullable=False),
     )
-    # The big table: clustered on its key in SQLite (WITHOUT ROWID), no foreign key so bulk
-    # ingest stays fast; run deletion removes its rows explicitly.
+    # The big table: no foreign key, so bulk ingest stays fast (run deletion removes its rows
+    # explicitly). A rowid table, not WITHOUT ROWID: DuckDB's SQLite scanner needs ROWID for
+    # queries that read no column (count(*)).
     op.create_table(
         "trajectory",
         sa.Column("run_id", sa.Integer(), primary_key=True),
@@ -76,7 +77,6 @@ def upgrade() -> None:
                 "loss", "grad_l2", "step_l2", "l1", "l2", "linf",
             )
         ],
-        sqlite_with_rowid=False,
     )
     op.create_table(
         "artifacts",

@@ -1,0 +1,164 @@
+"""The unified iteration on the real digits CNN: each source's step, modes, clipping, ε-ball, κ = 0."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from advdb.attacks.engine import UnifiedConfig, default_tau, run_unified
+from advdb.attacks.sources import LOSSES, perturbation, source_loss
+from advdb.attacks.stats import COL
+from advdb.attacks.summary import first_success, summarise
+from advdb.data import create_dataset
+from advdb.errors import ConfigError
+from advdb.models import create_classifier
+
+
+@pytest.fixture(scope="module")
+def digits():  # noqa: ANN201
+    clf = create_classifier("digits-cnn")
+    ds = create_dataset("digits")
+    x = ds.load(range(16))
+    y = torch.as_tensor(ds.labels[:16])
+    with torch.no_grad():
+        assert (clf.module(x).argmax(1) == y).float().mean() > 0.9
+    t = (y + 3) % 10
+    return clf, x, y, t
+
+
+def _grad(model, x: torch.Tensor, t: torch.Tensor, loss: str) -> torch.Tensor:  # noqa: ANN001
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(source_loss(loss, model(x), t).sum(), x)
+    return g
+
+
+def test_model_parameters_never_require_grad(digits) -> None:  # noqa: ANN001
+    clf = digits[0]
+    assert not any(p.requires_grad for p in clf.module.parameters())
+    assert not clf.module.training
+
+
+def test_ce_sign_equal_multiplier_step_is_alpha_times_sign(digits) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    x0 = 0.25 + 0.5 * x  # interior: no clipping
+    alpha = 2 / 255
+    out = run_unified(clf.module, x0, y, t, UnifiedConfig(loss="ce-sign", mode="equal-multiplier", iterations=1, alpha=alpha), num_classes=10)
+    expected = x0 - alpha * torch.sign(_grad(clf.module, x0, t, "ce"))
+    assert torch.equal(out.x_adv, expected)
+    nnz = (torch.sign(_grad(clf.module, x0, t, "ce")) != 0).flatten(1).sum(1).double()
+    np.testing.assert_allclose(out.stats[0, :, COL["step_l2"]].numpy(), (alpha * nnz.sqrt()).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_equal_multiplier_step_follows_the_source(digits, loss: str) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    x0 = 0.25 + 0.5 * x
+    out = run_unified(clf.module, x0, y, t, UnifiedConfig(loss=loss, mode="equal-multiplier", iterations=1, alpha=1e-3), num_classes=10)
+    P = perturbation(loss, _grad(clf.module, x0, t, loss))
+    torch.testing.assert_close(out.x_adv, (x0 + 1e-3 * P).clamp(0, 1))
+    if loss == "logit":  # P = +∇z_t
+        x_ = x0.clone().requires_grad_(True)
+        (gz,) = torch.autograd.grad(clf.module(x_).gather(1, t[:, None]).sum(), x_)
+        torch.testing.assert_close(P, gz)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("norm", [1.0, 2.0, math.inf])
+def test_equal_perturbation_step_has_norm_tau(digits, loss: str, norm: float) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    x0 = 0.25 + 0.5 * x
+    tau = default_tau(norm, 64) * 0.5
+    cfg = UnifiedConfig(loss=loss, mode="equal-perturbation", iterations=1, tau=tau, norm=norm)
+    out = run_unified(clf.module, x0, y, t, cfg, num_classes=10)
+    step = torch.linalg.vector_norm((out.x_adv - x0).flatten(1), ord=norm, dim=1)
+    nonzero = torch.linalg.vector_norm(_grad(clf.module, x0, t, loss).flatten(1), dim=1) > 0
+    torch.testing.assert_close(step[nonzero], torch.full_like(step[nonzero], tau), rtol=1e-4, atol=1e-7)
+
+
+def test_default_tau_is_one_ifgs_step() -> None:
+    D = 3 * 224 * 224
+    assert math.isclose(default_tau(2.0, D), math.sqrt(D) / 255)
+    assert math.isclose(default_tau(math.inf, D), 1 / 255)
+    assert math.isclose(default_tau(1.0, D), D / 255)
+
+
+@pytest.mark.parametrize("mode", ["equal-multiplier", "equal-perturbation"])
+def test_images_stay_in_the_unit_box(digits, mode: str) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    out = run_unified(clf.module, x, y, t, UnifiedConfig(loss="logit", mode=mode, iterations=20, alpha=0.2, tau=3.0), num_classes=10)
+    assert float(out.x_adv.min()) >= 0.0 and float(out.x_adv.max()) <= 1.0
+
+
+def test_epsilon_ball_holds(digits) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    eps = 0.05
+    out = run_unified(clf.module, x, y, t, UnifiedConfig(loss="ce-sign", iterations=30, alpha=0.02, epsilon=eps), num_classes=10)
+    assert float((out.x_adv - x).abs().max()) <= eps + 1e-6
+    assert float(out.stats[:, :, COL["linf"]].max()) <= eps + 1e-6
+    assert float(out.x_adv.min()) >= 0 and float(out.x_adv.max()) <= 1
+
+
+@pytest.mark.parametrize("mode", ["equal-multiplier", "equal-perturbation"])
+def test_m_logit_with_kappa_zero_stops_after_success(digits, mode: str) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    cfg = UnifiedConfig(loss="m-logit", mode=mode, iterations=80, alpha=0.01, kappa=0.0)
+    out = run_unified(clf.module, x, y, t, cfg, num_classes=10)
+    stats = out.stats.numpy()
+    assert np.isfinite(stats).all()
+    first = first_success(stats, t.numpy())
+    assert (first >= 0).mean() > 0.8
+    for b, f in enumerate(first):
+        if f >= 0:
+            assert (stats[f:, b, COL["step_l2"]] == 0).all()  # flat loss: no more steps
+            assert (stats[f:, b, COL["pred"]] == t[b].item()).all()
+            assert np.ptp(stats[f:, b, COL["l2"]]) == 0
+
+
+def test_statistics_describe_each_iterate(digits) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    out = run_unified(clf.module, x, y, t, UnifiedConfig(loss="ce", mode="equal-perturbation", iterations=5), num_classes=10)
+    s = out.stats.numpy()
+    assert s.shape == (6, 16, len(COL))
+    with torch.no_grad():
+        z = clf.module(out.x_adv)
+    p = z.softmax(1)
+    np.testing.assert_allclose(s[-1, :, COL["z_target"]], z.gather(1, t[:, None]).squeeze(1).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s[-1, :, COL["p_init"]], p.gather(1, y[:, None]).squeeze(1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s[-1, :, COL["l2"]], (out.x_adv - x).flatten(1).norm(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s[0, :, COL["loss"]], torch.nn.functional.cross_entropy(clf.module(x), t, reduction="none").detach().numpy(), rtol=1e-5)
+    assert (s[0, :, COL["l2"]] == 0).all() and (s[-1, :, COL["step_l2"]] == 0).all()
+    # the other class is neither the initial nor the target class
+    zo = z.clone()
+    zo.scatter_(1, y[:, None], -np.inf).scatter_(1, t[:, None], -np.inf)
+    np.testing.assert_allclose(s[-1, :, COL["z_other"]], zo.amax(1).numpy(), rtol=1e-5, atol=1e-5)
+    summary = summarise(s, y.numpy(), t.numpy())
+    assert summary["n_iterations"][0] == 6
+
+
+def test_early_stop_ends_a_batch_once_all_succeed(digits) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    cfg = UnifiedConfig(loss="ce", mode="equal-perturbation", iterations=300, early_stop=True, check_every=5, tau=0.5)
+    out = run_unified(clf.module, x, y, t, cfg, num_classes=10)
+    assert out.rows_per_image < 301
+    assert (out.stats[-1, :, COL["pred"]].numpy() == t.numpy()).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"loss": "hinge"}, "unknown loss"),
+        ({"loss": "ce", "mode": "equal-speed"}, "unknown mode"),
+        ({"loss": "ce", "iterations": 0}, "iterations"),
+        ({"loss": "ce", "alpha": -1.0}, "alpha"),
+        ({"loss": "ce", "tau": 0.0}, "tau"),
+        ({"loss": "ce", "norm": 3.0}, "norm"),
+        ({"loss": "ce", "epsilon": -0.1}, "epsilon"),
+        ({"loss": "m-logit", "kappa": -1.0}, "kappa"),
+    ],
+)
+def test_bad_hyperparameters_are_config_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        UnifiedConfig(**kwargs)

@@ -1,0 +1,56 @@
+"""The floors of DESIGN.md: imports point down, never up; the library never imports the CLI."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "advdb"
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out
+
+
+def modules(sub: str) -> list[Path]:
+    base = PKG / sub
+    return sorted(base.rglob("*.py")) if base.is_dir() else [base.with_suffix(".py")]
+
+
+def _starts(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+@pytest.mark.parametrize("path", [p for p in PKG.rglob("*.py") if "cli" not in p.relative_to(PKG).parts], ids=str)
+def test_library_never_imports_the_cli_layer(path: Path) -> None:
+    bad = {m for m in imports_of(path) if _starts(m, ("advdb.cli", "typer", "rich", "click"))}
+    assert not bad, f"{path.relative_to(PKG)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", modules("attacks"), ids=str)
+def test_attacks_are_pure_tensor_code(path: Path) -> None:
+    bad = {m for m in imports_of(path) if _starts(m, ("advdb.store", "advdb.analytics", "advdb.runner", "sqlalchemy", "duckdb"))}
+    assert not bad, f"{path.relative_to(PKG)} imports {bad}"
+
+
+@pytest.mark.parametrize("path", modules("store") + modules("analytics") + [PKG / "artifacts.py"], ids=str)
+def test_store_and_analytics_need_no_torch(path: Path) -> None:
+    bad = {m for m in imports_of(path) if _starts(m, ("torch", "torchvision", "advdb.attacks", "advdb.runner", "advdb.models"))}
+    assert not bad, f"{path.relative_to(PKG)} imports {bad}"
+
+
+def test_the_writer_process_does_not_load_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, advdb.store.writer, advdb.analytics; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
