@@ -203,6 +203,21 @@ def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, 
     return Plan(indices=idx.astype(np.int64), labels=y.astype(np.int64), targets=t.astype(np.int64)), labels
 
 
+@torch.no_grad()
+def final_summary(model: torch.nn.Module, x0: torch.Tensor, x_adv: torch.Tensor, t: torch.Tensor) -> dict[str, np.ndarray]:
+    """The ``final_*`` sample columns, measured on the image the attack returns.
+
+    For the unified iteration that is the last iterate; CW and L-BFGS return their
+    smallest-L2 successful image, which need not be the last one evaluated.
+    """
+    z = model(x_adv)
+    d = (x_adv - x0).flatten(1)
+    cols = torch.stack((z.argmax(1).float(), z.softmax(1).gather(1, t[:, None]).squeeze(1), z.gather(1, t[:, None]).squeeze(1),
+                        d.abs().sum(1), d.norm(dim=1), d.abs().amax(1)), 1).cpu().numpy()
+    return {"final_pred": cols[:, 0].astype(np.int32), "final_p_target": cols[:, 1], "final_z_target": cols[:, 2],
+            "final_l1": cols[:, 3], "final_l2": cols[:, 4], "final_linf": cols[:, 5]}
+
+
 def _quantize(x: torch.Tensor) -> torch.Tensor:
     return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
@@ -257,6 +272,7 @@ class _Execution:
         stats = outcome.stats.numpy()
         ids = self.image_ids[sl]
         summary = summarise(stats, y_np, t_np)
+        summary.update(final_summary(self.clf.module, x0, outcome.x_adv, t))
         summary["image_id"] = ids.astype(np.int32)
         summary["batch_index"] = np.full(len(ids), b, dtype=np.int32)
         payload = None

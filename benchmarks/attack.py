@@ -26,7 +26,7 @@ CASES = {
     # name: (spec options, attack params)
     "digits": (dict(model="digits-cnn", n=512, batch_size=128), dict(loss="ce-sign", mode="equal-multiplier", iterations=300)),
     "resnet18": (dict(model="resnet18", weights="random", dataset="synthetic", image_shape=(3, 224, 224), n=16, batch_size=8),
-                 dict(loss="ce-sign", mode="equal-multiplier", iterations=10)),
+                 dict(loss="ce-sign", mode="equal-multiplier", iterations=30)),
 }
 
 

@@ -38,16 +38,20 @@ class Attack:
 ATTACKS: Registry = Registry("attack")
 
 
-def _build(cls: type, params: dict[str, Any]) -> Any:
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise ConfigError(f"invalid attack option: {exc}") from None
+def _build(cls: type, params: dict[str, Any], attack: str) -> Any:
+    """Instantiate an attack's config dataclass; an option it does not have is a ConfigError."""
+    from dataclasses import fields
+
+    unknown = sorted(set(params) - {f.name for f in fields(cls)})
+    if unknown:
+        opts = ", ".join("--" + u.replace("_", "-") for u in unknown)
+        raise ConfigError(f"{opts} does not apply to --attack {attack}")
+    return cls(**params)
 
 
 @ATTACKS.register("unified", "the paper's unified iteration with one loss source (ce, ce-sign, logit, m-logit), either mode")
 def _unified(**params: Any) -> Attack:
-    cfg: UnifiedConfig = _build(UnifiedConfig, params)
+    cfg: UnifiedConfig = _build(UnifiedConfig, params, "unified")
     return Attack(
         name="unified", loss=cfg.loss, mode=cfg.mode, config=cfg,
         run_batch=lambda m, x, y, t, k: run_unified(m, x, y, t, cfg, num_classes=k),

@@ -197,14 +197,18 @@ def attack(
     loss: Optional[Loss] = typer.Option(None, "--loss", help="Perturbation source of the unified iteration [default: ce-sign]."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."),
     n: int = typer.Option(500, "--n", help="Number of correctly classified images to attack."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", "-T", help="Iterations T [default: 500]."),
+    iterations: Optional[int] = typer.Option(None, "--iterations", "-T", help="Iterations T [default: 500; ifgs 100]; per search step for cw, lbfgs [default: 100, 50]."),
     alpha: Optional[str] = typer.Option(None, "--alpha", help="Multiplier α (equal multiplier, IFGS) [default: 1/255]."),
     tau: Optional[str] = typer.Option(None, "--tau", help="Step size τ = ‖αP‖_p (equal perturbation) [default: one 1/255 IFGS step]."),
     norm: Optional[str] = typer.Option(None, "--norm", help="p of the equal-perturbation step: 1, 2 or inf [default: 2]."),
     epsilon: Optional[str] = typer.Option(None, "--epsilon", help="L∞ ball radius around the image (off by default)."),
     kappa: Optional[float] = typer.Option(None, "--kappa", help="Confidence margin κ of m-logit / CW [default: 0]."),
-    early_stop: bool = typer.Option(False, "--early-stop/--full", help="Stop a batch once every image reaches its target."),
-    check_every: int = typer.Option(10, "--check-every", help="Early-stop check interval (iterations)."),
+    c_init: Optional[str] = typer.Option(None, "--c-init", help="Initial constant c (cw, lbfgs)."),
+    search_steps: Optional[int] = typer.Option(None, "--search-steps", help="Search steps over c (cw, lbfgs)."),
+    lr: Optional[str] = typer.Option(None, "--lr", help="Adam learning rate (cw) [default: 0.01]."),
+    abort_early: Optional[bool] = typer.Option(None, "--abort-early/--no-abort-early", help="Stop a CW search step when the loss stalls [default: on]."),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--full", help="Stop a batch once every image reaches its target (unified, ifgs) [default: --full]."),
+    check_every: Optional[int] = typer.Option(None, "--check-every", help="Early-stop check interval (iterations) [default: 10]."),
     model: str = typer.Option("digits-cnn", "--model", help="digits-cnn or a torchvision architecture (resnet50, …)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="digits, imagefolder, synthetic [default: the model's]."),
@@ -234,7 +238,9 @@ def attack(
             params: dict[str, Any] = {}
             given = {"loss": loss.value if loss else None, "mode": mode.value if mode else None,
                      "iterations": iterations, "alpha": parse_number(alpha, "--alpha"), "tau": parse_number(tau, "--tau"),
-                     "norm": norm, "epsilon": parse_number(epsilon, "--epsilon"), "kappa": kappa}
+                     "norm": norm, "epsilon": parse_number(epsilon, "--epsilon"), "kappa": kappa,
+                     "c_init": parse_number(c_init, "--c-init"), "search_steps": search_steps, "lr": parse_number(lr, "--lr"),
+                     "abort_early": abort_early, "early_stop": early_stop}
             if attack_name == AttackName.unified:
                 from advdb.attacks.engine import parse_norm
 
@@ -242,13 +248,15 @@ def attack(
                 params.setdefault("loss", Loss.ce_sign.value)
                 if "norm" in params:
                     params["norm"] = parse_norm(params["norm"])
-                params.update(early_stop=early_stop, check_every=check_every)
+                if check_every is not None:
+                    params["check_every"] = check_every
             else:
                 wrong = [f"--{k}" for k in UNIFIED_ONLY if given.get(k) is not None]
                 if wrong:
                     raise ConfigError(f"{', '.join(wrong)} only apply to --attack unified")
-                params = {k: v for k, v in given.items() if v is not None and k not in UNIFIED_ONLY}
-                params["early_stop"] = early_stop
+                params = {k: v for k, v in given.items() if v is not None}
+                if check_every is not None:
+                    params["check_every"] = check_every
             spec = AttackSpec(
                 attack=attack_name.value, params=params, model=model, weights=weights, dataset=dataset, data_dir=data_dir,
                 image_size=image_size, image_shape=_shape(image_shape), n=n, batch_size=batch_size, device=device,
