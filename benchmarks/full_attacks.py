@@ -60,7 +60,7 @@ def main() -> None:
         rows = run_sql(loc, """
             SELECT r.run_id, r.attack, r.loss, r.wall_seconds,
                    (SELECT sum(attack_seconds) FROM batches b WHERE b.run_id = r.run_id) AS attack_s,
-                   (SELECT sum(n) FROM (SELECT count(DISTINCT iteration) AS n FROM trajectory t
+                   (SELECT sum(n)::DOUBLE FROM (SELECT count(DISTINCT iteration) AS n FROM trajectory t
                         JOIN run_images USING (run_id, image_id) WHERE t.run_id = r.run_id GROUP BY batch_index)) AS evals,
                    (SELECT avg((final_pred = target)::INT) FROM samples s WHERE s.run_id = r.run_id) AS success
             FROM runs r ORDER BY r.run_id""").to_pylist()
