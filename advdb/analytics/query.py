@@ -76,6 +76,18 @@ class QuerySession:
         self.close()
 
 
+def checked_location(url: str | None = None) -> StoreLocation:
+    """The store's location after checking (or creating) its schema with SQLAlchemy.
+
+    SQLAlchemy's connections are closed before returning: Python's sqlite3 and DuckDB's
+    SQLite must never hold the same file open in one process at once.
+    """
+    from advdb.store import open_store
+
+    with open_store(url) as store:
+        return store.location
+
+
 def run_sql(location: StoreLocation, sql: str) -> pa.Table:
     """Run one read-only query over the store; returns an Arrow table."""
     with QuerySession(location) as q:

@@ -402,6 +402,56 @@ def sql(
     render.print_arrow(table, fmt.value, out)
 
 
+# --- reports -----------------------------------------------------------------------------
+
+
+def _run_ids(value: Optional[str]) -> Optional[list[int]]:
+    if not value:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"--runs takes run ids separated by commas, such as 3,4,5; got {value!r}") from None
+
+
+@command(app, "report")
+def report(
+    name: str = typer.Argument(..., help="table1, table2, table3, fig1 … fig6, subspaces, or all."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the files [default: reports/ beside the store]."),
+    runs: Optional[str] = typer.Option(None, "--runs", help="Attack runs to compare (ids, comma-separated) [default: the latest of each source × mode]."),
+    confidence: float = typer.Option(0.9, "--confidence", help="Threshold h of the subspaces S1/S2/S3."),
+    examples: int = typer.Option(4, "--examples", help="Images shown in fig5."),
+) -> None:
+    """Write the paper's tables (Markdown, CSV, LaTeX) and figures (PNG, PDF) from the store."""
+    from advdb.analytics.query import QuerySession, checked_location
+    from advdb.analytics.reports import REPORTS, build, default_out_dir, get_report, write_report
+    from advdb.analytics.selection import MissingDataError
+
+    names = list(REPORTS) if name == "all" else [get_report(name).name]
+    location = checked_location(State.db)
+    out_dir = out or default_out_dir(location)
+    written = 0
+    with QuerySession(location) as session:
+        for n in names:
+            try:
+                result = build(session, n, runs=_run_ids(runs), confidence=confidence, examples=examples)
+            except MissingDataError as exc:
+                if name != "all":
+                    raise
+                render.err_console.print(f"skipped {n}: {exc}")
+                continue
+            files = write_report(result, n, out_dir)
+            written += 1
+            if result.display is not None:
+                cols, rows = result.display
+                render.console.print(render.rich_table(cols, rows, title=REPORTS[n].title))
+            for note in result.notes:
+                render.err_console.print(f"{n}: {note}")
+            render.console.print(f"{n}: " + ", ".join(str(f) for f in files))
+    if written == 0:
+        raise MissingDataError("no report could be made: the store has no finished attack runs yet; start with `advdb attack --loss ce-sign --n 500`")
+
+
 # --- registries --------------------------------------------------------------------------
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ImageDataset(ABC):
@@ -49,8 +51,10 @@ class ImageDataset(ABC):
         second OpenMP thread pool that would compete with the attack for the cores.
         """
 
-    def load(self, indices: Sequence[int]) -> torch.Tensor:
+    def load(self, indices: Sequence[int]) -> "torch.Tensor":
         """Images at ``indices`` as a float32 tensor [B, C, H, W] in [0, 1] (on the CPU)."""
+        import torch
+
         return torch.from_numpy(np.ascontiguousarray(self.load_array(indices), dtype=np.float32))
 
     def paths(self) -> list[str] | None:

@@ -1,0 +1,422 @@
+"""The paper's tables and figures (PAPER_NOTES "What advdb must reproduce"), from DuckDB queries.
+
+Each report runs the ``.sql`` files in ``advdb/analytics/sql`` over the store and returns its
+data as Arrow tables (:func:`report_data`, for notebooks) or writes it (:func:`write_report`):
+tables as Markdown, CSV and LaTeX (booktabs), figures as PNG and PDF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from advdb.analytics.query import QuerySession
+from advdb.analytics.selection import MODES, SOURCES, MissingDataError, RunSelection, select_runs
+from advdb.analytics.sqlfiles import sql_text
+from advdb.analytics.tables import fmt, write_table
+from advdb.config import StoreLocation
+from advdb.errors import ConfigError
+
+COLORS = {"ce": "#1f77b4", "ce-sign": "#ff7f0e", "logit": "#2ca02c", "m-logit": "#d62728"}
+LABELS = {"ce": "CE", "ce-sign": "CE-sign", "logit": "Logit", "m-logit": "M-logit"}
+MODE_LABELS = {"equal-multiplier": "equal multiplier", "equal-perturbation": "equal perturbation"}
+
+
+@dataclass
+class Context:
+    """What a report needs: the DuckDB session, the run selection and options."""
+
+    session: QuerySession
+    selection: RunSelection
+    confidence: float = 0.9
+    examples: int = 4
+
+    def query(self, name: str, **params: Any) -> pa.Table:
+        return self.session.query(sql_text(name), params or None)
+
+
+@dataclass
+class ReportOutput:
+    """A report's data, the table to show (columns, rows) and the figure to draw."""
+
+    data: dict[str, pa.Table]
+    display: tuple[list[str], list[list[str]]] | None = None
+    figure: Any = None  # a matplotlib Figure
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    title: str
+    kind: str  # "table" or "figure"
+    build: Callable[[Context], ReportOutput]
+
+
+REPORTS: dict[str, Report] = {}
+
+
+def report(name: str, title: str, kind: str) -> Callable[[Callable[[Context], ReportOutput]], Callable[[Context], ReportOutput]]:
+    def deco(fn: Callable[[Context], ReportOutput]) -> Callable[[Context], ReportOutput]:
+        REPORTS[name] = Report(name, title, kind, fn)
+        return fn
+
+    return deco
+
+
+def _plt():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8, "figure.dpi": 150})
+    return plt
+
+
+def _by_run(table: pa.Table) -> dict[int, dict[str, np.ndarray]]:
+    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+    out: dict[int, dict[str, np.ndarray]] = {}
+    for run_id in np.unique(cols["run_id"]):
+        m = cols["run_id"] == run_id
+        out[int(run_id)] = {c: v[m] for c, v in cols.items()}
+    return out
+
+
+def _missing_notes(sel: RunSelection, mode: str) -> list[str]:
+    return [f"missing: {cmd}" for cmd in sel.missing(mode)]
+
+
+# --- Table I ---------------------------------------------------------------------------------
+
+
+@report("table1", "Table I: iterations to reach the target and attack time, per source and mode", "table")
+def table1(ctx: Context) -> ReportOutput:
+    ids = ctx.selection.ids()
+    if not ids:
+        ctx.selection.require("equal-perturbation", "table1")
+    data = ctx.query("table1", runs=ids)
+    rows = {(r["loss"], r["mode"]): r for r in data.to_pylist()}
+    cols = ["Source"] + [f"{MODE_LABELS[m].capitalize()}: {h}" for m in MODES for h in ("iterations", "time (s)", "reached")]
+    out_rows = []
+    for loss in SOURCES:
+        line = [LABELS[loss]]
+        for mode in MODES:
+            r = rows.get((loss, mode))
+            if r is None:
+                line += ["–", "–", "–"]
+                continue
+            line += [f"{fmt(r['iterations_mean'], 1)} ± {fmt(r['iterations_std'], 1)}", fmt(r["attack_seconds"], 1), f"{r['success_rate']:.0%}"]
+        out_rows.append(line)
+    notes = [n for m in MODES for n in _missing_notes(ctx.selection, m)]
+    return ReportOutput({"table1": data}, (cols, out_rows), notes=notes)
+
+
+# --- subspaces ---------------------------------------------------------------------------------
+
+
+@report("subspaces", "Subspaces S1/S2/S3 (Definition IV.1): share of image-iterations and iterations before success", "table")
+def subspaces(ctx: Context) -> ReportOutput:
+    ids = ctx.selection.ids()
+    if not ids:
+        ctx.selection.require("equal-perturbation", "subspaces")
+    data = ctx.query("subspaces", runs=ids, h=ctx.confidence)
+    cols = ["Source", "Mode", "S1 share", "S2 share", "S3 share", "S1 iters before", "S2 iters before", "S3 iters before"]
+    rows = [[LABELS.get(r["loss"], r["loss"]), MODE_LABELS.get(r["mode"], r["mode"]),
+             f"{r['share_s1']:.1%}", f"{r['share_s2']:.1%}", f"{r['share_s3']:.1%}",
+             fmt(r["iters_s1_before_success"], 1), fmt(r["iters_s2_before_success"], 1), fmt(r["iters_s3_before_success"], 1)]
+            for r in data.to_pylist()]
+    return ReportOutput({"subspaces": data}, (cols, rows), notes=[f"confidence threshold h = {ctx.confidence}"])
+
+
+# --- Fig. 1 ------------------------------------------------------------------------------------
+
+
+def _fig1_run(sel: RunSelection) -> int:
+    for key in (("ce-sign", "equal-multiplier"), ("ce-sign", "equal-perturbation")):
+        if key in sel.runs:
+            return sel.runs[key]
+    raise MissingDataError(f"fig1 needs an IFGS (ce-sign) run: run {sel.hint('ce-sign', 'equal-multiplier')}")
+
+
+@report("fig1", "Fig. 1: mean softmax of the initial and target class per iteration (IFGS / CE-sign), with S1/S2/S3", "figure")
+def fig1(ctx: Context) -> ReportOutput:
+    run_id = _fig1_run(ctx.selection)
+    means = ctx.query("trajectory_means", runs=[run_id])
+    shares = ctx.query("subspace_shares", runs=[run_id], h=ctx.confidence)
+    m, s = _by_run(means)[run_id], _by_run(shares)[run_id]
+    plt = _plt()
+    fig, (a, b) = plt.subplots(2, 1, figsize=(6.4, 5.2), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    a.plot(m["iteration"], m["p_init"], color="#444444", label="initial class $s_y$")
+    a.plot(m["iteration"], m["p_target"], color=COLORS["ce-sign"], label="target class $s_t$")
+    a.axhline(ctx.confidence, color="k", ls=":", lw=0.8)
+    a.set_ylabel("mean softmax probability")
+    a.set_ylim(-0.02, 1.02)
+    a.legend(loc="center right")
+    a.set_title(f"(a) CE-sign, {MODE_LABELS[ctx.selection.info[run_id]['mode']]} (run {run_id})", fontsize=9)
+    b.stackplot(s["iteration"], s["s1"], s["s2"], s["s3"], colors=["#c6dbef", "#fdd0a2", "#c7e9c0"],
+                labels=[f"S1 (other class ≥ {ctx.confidence})", "S2 (no class ≥ h)", f"S3 (target ≥ {ctx.confidence})"])
+    b.set_ylabel("share of images")
+    b.set_xlabel("iteration")
+    b.set_ylim(0, 1)
+    b.legend(loc="center right", fontsize=7)
+    b.set_title("(b) subspace of each image", fontsize=9)
+    fig.tight_layout()
+    return ReportOutput({"trajectory_means": means, "subspace_shares": shares}, figure=fig)
+
+
+# --- Figs. 2 and 3 -----------------------------------------------------------------------------
+
+
+def _fig_mode(ctx: Context, mode: str, name: str) -> ReportOutput:
+    runs = ctx.selection.require(mode, name)
+    means = ctx.query("trajectory_means", runs=list(runs.values()))
+    pert = ctx.query("success_perturbation", runs=list(runs.values()))
+    m, p = _by_run(means), _by_run(pert) if pert.num_rows else {}
+    plt = _plt()
+    fig = plt.figure(figsize=(10, 6.6))
+    gs = fig.add_gridspec(2, 4)
+    a, b = fig.add_subplot(gs[0, :2]), fig.add_subplot(gs[0, 2:])
+    c1, c2 = fig.add_subplot(gs[1, :2]), fig.add_subplot(gs[1, 2:])
+    for loss, run_id in runs.items():
+        d = m.get(run_id)
+        if d is None:
+            continue
+        a.plot(d["iteration"], d["p_target"], color=COLORS[loss], label=f"{LABELS[loss]} $s_t$")
+        a.plot(d["iteration"], d["p_init"], color=COLORS[loss], ls="--", lw=1, label=f"{LABELS[loss]} $s_y$")
+        b.plot(d["iteration"], d["z_target"], color=COLORS[loss], label=f"{LABELS[loss]} $z_t$")
+        b.plot(d["iteration"], d["z_init"], color=COLORS[loss], ls="--", lw=1, label=f"{LABELS[loss]} $z_y$")
+    a.set(xlabel="iteration", ylabel="mean softmax probability", title="(a) softmax of initial (--) and target (—) class")
+    b.set(xlabel="iteration", ylabel="mean logit", title="(b) logit of initial (--) and target (—) class")
+    a.legend(ncol=2, fontsize=7)
+    b.legend(ncol=2, fontsize=7)
+    labels = [LABELS[loss] for loss in runs]
+    for ax, col, norm in ((c1, "success_l1", "L1"), (c2, "success_l2", "L2")):
+        values = [p.get(r, {}).get(col, np.array([])) for r in runs.values()]
+        bp = ax.boxplot([v if len(v) else [np.nan] for v in values], tick_labels=labels, patch_artist=True, showfliers=True,
+                        flierprops={"markersize": 2})
+        for patch, loss in zip(bp["boxes"], runs):
+            patch.set_facecolor(COLORS[loss])
+            patch.set_alpha(0.5)
+        ax.set(ylabel=f"{norm} of $x' - x$", title=f"(c) {norm} perturbation at the first iteration classified as $t$")
+    fig.suptitle(f"{MODE_LABELS[mode].capitalize()} — {ctx.selection.classifier} on {ctx.selection.dataset}", fontsize=10)
+    fig.tight_layout()
+    return ReportOutput({"trajectory_means": means, "success_perturbation": pert}, figure=fig, notes=_missing_notes(ctx.selection, mode))
+
+
+@report("fig2", "Fig. 2: equal multiplier — softmax, logits and perturbation at success, per source", "figure")
+def fig2(ctx: Context) -> ReportOutput:
+    return _fig_mode(ctx, "equal-multiplier", "fig2")
+
+
+@report("fig3", "Fig. 3: equal perturbation — softmax, logits and perturbation at success, per source", "figure")
+def fig3(ctx: Context) -> ReportOutput:
+    return _fig_mode(ctx, "equal-perturbation", "fig3")
+
+
+# --- Fig. 4 ------------------------------------------------------------------------------------
+
+
+@report("fig4", "Fig. 4: equal multiplier — size of the added perturbation and of the gradient per iteration", "figure")
+def fig4(ctx: Context) -> ReportOutput:
+    runs = ctx.selection.require("equal-multiplier", "fig4")
+    means = ctx.query("trajectory_means", runs=list(runs.values()))
+    m = _by_run(means)
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for loss, run_id in runs.items():
+        d = m.get(run_id)
+        if d is None:
+            continue
+        last = d["iteration"] < d["iteration"].max()  # the last row has no step
+        # exact zeros (m-logit with κ = 0 after success) cannot sit on a log axis: the line ends there
+        a.plot(d["iteration"][last], np.where(d["step_l2"][last] > 0, d["step_l2"][last], np.nan), color=COLORS[loss], label=LABELS[loss])
+        b.plot(d["iteration"], np.where(d["grad_l2"] > 0, d["grad_l2"], np.nan), color=COLORS[loss], label=LABELS[loss])
+    a.set(yscale="log", xlabel="iteration", ylabel=r"mean $\|x_{n+1} - x_n\|_2$", title="(a) perturbation added per iteration")
+    b.set(yscale="log", xlabel="iteration", ylabel=r"mean $\|\nabla_x \mathrm{loss}\|_2$", title="(b) gradient of the source's loss")
+    a.legend()
+    b.legend()
+    fig.tight_layout()
+    return ReportOutput({"trajectory_means": means}, figure=fig, notes=_missing_notes(ctx.selection, "equal-multiplier"))
+
+
+# --- Fig. 5 ------------------------------------------------------------------------------------
+
+
+def _genuine(rows: list[dict]) -> dict[int, np.ndarray]:
+    """Genuine images by image id, loaded through the dataset registry (numpy only)."""
+    from advdb.data import create_dataset
+
+    first = rows[0]
+    if first["dataset_kind"] == "imagefolder":
+        ds = create_dataset("imagefolder", data_dir=first["dataset_root"])
+    elif first["dataset_kind"] == "digits":
+        ds = create_dataset(first["dataset"])
+    else:
+        raise MissingDataError(f"fig5 cannot reload images of a {first['dataset_kind']} dataset")
+    ids = sorted({r["image_id"]: r["idx"] for r in rows}.items())
+    arrays = ds.load_array([idx for _, idx in ids])
+    return {image_id: arr for (image_id, _), arr in zip(ids, arrays)}
+
+
+@report("fig5", "Fig. 5: example perturbations x' − x per source, from the stored adversarial images", "figure")
+def fig5(ctx: Context) -> ReportOutput:
+    from advdb import artifacts
+
+    mode = "equal-perturbation" if ctx.selection.by_mode("equal-perturbation") else "equal-multiplier"
+    runs = ctx.selection.require(mode, "fig5")
+    data = ctx.query("examples", runs=list(runs.values()), k=ctx.examples)
+    rows = data.to_pylist()
+    if not rows:
+        raise MissingDataError("fig5 needs adversarial image files of the same images from each source: run the attacks with --save-images")
+    genuine = _genuine(rows)
+    root = ctx.session.location.artifacts_dir
+    by_image: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        by_image.setdefault(r["image_id"], {})[r["run_id"]] = r
+    plt = _plt()
+    n_img, n_src = len(by_image), len(runs)
+    fig, axes = plt.subplots(n_img, n_src + 1, figsize=(1.7 * (n_src + 1), 1.8 * n_img), squeeze=False)
+    for i, (image_id, per_run) in enumerate(sorted(by_image.items())):
+        x = genuine[image_id]
+        show = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
+        axes[i, 0].imshow(show, cmap="gray" if x.shape[0] == 1 else None, vmin=0, vmax=1)
+        axes[i, 0].set_title(f"genuine (y={next(iter(per_run.values()))['label']})" if i == 0 else f"y={next(iter(per_run.values()))['label']}", fontsize=7)
+        for j, (loss, run_id) in enumerate(runs.items(), start=1):
+            r = per_run[run_id]
+            adv = artifacts.load(root / r["path"], expected_sha256=r["sha256"])
+            d = adv - x
+            scale = float(np.abs(d).max()) or 1.0
+            vis = 0.5 + d / (2 * scale)  # 0 → grey; rescaled per image for display
+            axes[i, j].imshow(vis[0] if vis.shape[0] == 1 else vis.transpose(1, 2, 0), cmap="seismic" if vis.shape[0] == 1 else None, vmin=0, vmax=1)
+            axes[i, j].set_title(f"{LABELS[loss]} (t={r['target']}, L2={np.linalg.norm(d):.2f})", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    fig.suptitle(f"Perturbations x' − x, {MODE_LABELS[mode]} (rescaled per image; grey = 0)", fontsize=9)
+    fig.tight_layout()
+    return ReportOutput({"examples": data}, figure=fig)
+
+
+# --- Tables II, III and Fig. 6 (detector and circles runs) ---------------------------------------
+
+ARCH_ORDER = ["alexnet", "resnet18", "vgg16", "resnet34", "resnet152"]
+
+
+def _arch_columns(archs: set[str]) -> list[str]:
+    return [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
+
+
+@report("table2", "Table II: detector accuracy, genuine vs one source's adversarial images", "table")
+def table2(ctx: Context) -> ReportOutput:
+    data = ctx.query("table2")
+    rows = data.to_pylist()
+    if not rows:
+        raise MissingDataError("table2 needs single-source detector runs: run `advdb retrain --arch ARCH --sources RUN` for each source")
+    archs = _arch_columns({r["arch"] for r in rows})
+    cells = {(r["source"], r["arch"]): r["accuracy"] for r in rows}
+    sources = [s for s in [*SOURCES, "ifgs", "cw", "lbfgs"] if any(k[0] == s for k in cells)]
+    table = [[LABELS.get(s, s)] + [f"{cells[(s, a)]:.1%}" if (s, a) in cells else "–" for a in archs] for s in sources]
+    return ReportOutput({"table2": data}, (["Attack", *archs], table))
+
+
+@report("table3", "Table III: detector accuracy when trained on every source at once", "table")
+def table3(ctx: Context) -> ReportOutput:
+    data = ctx.query("table3")
+    rows = data.to_pylist()
+    if not rows:
+        raise MissingDataError("table3 needs an all-sources detector run: run `advdb retrain --arch ARCH --sources RUN,RUN,…`")
+    archs = _arch_columns({r["arch"] for r in rows})
+    cells = {(r["group"], r["arch"]): r["accuracy"] for r in rows}
+    order = [g for g in [*SOURCES, "ifgs", "cw", "lbfgs"] if any(k[0] == g for k in cells)] + ["adversarial", "genuine", "overall"]
+    names = {"adversarial": "Adversarial examples", "genuine": "Genuine images", "overall": "Overall accuracy"}
+    table = [[names.get(g, LABELS.get(g, g))] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in archs]
+             for g in order if any(k[0] == g for k in cells)]
+    return ReportOutput({"table3": data}, (["Attack", *archs], table))
+
+
+@report("fig6", "Fig. 6: the 2-D circles experiment — gradient magnitude of each source over the plane", "figure")
+def fig6(ctx: Context) -> ReportOutput:
+    data = ctx.query("fig6")
+    if not data.num_rows:
+        raise MissingDataError("fig6 needs a circles run: run `advdb circles`")
+    cols = {c: data.column(c).to_numpy(zero_copy_only=False) for c in data.column_names}
+    losses = [loss for loss in SOURCES if loss in set(cols["loss"])]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(losses), figsize=(3.2 * len(losses), 3.2), squeeze=False)
+    for ax, loss in zip(axes[0], losses):
+        m = cols["loss"] == loss
+        nx, ny = int(cols["ix"][m].max()) + 1, int(cols["iy"][m].max()) + 1
+        grid = np.full((ny, nx), np.nan)
+        pred = np.zeros((ny, nx))
+        grid[cols["iy"][m], cols["ix"][m]] = np.log10(np.maximum(cols["grad_norm"][m], 1e-30))
+        pred[cols["iy"][m], cols["ix"][m]] = cols["pred"][m]
+        xs, ys = np.unique(cols["x"][m]), np.unique(cols["y"][m])
+        im = ax.pcolormesh(xs, ys, grid, shading="auto", cmap="viridis")
+        ax.contour(xs, ys, pred, levels=[0.5], colors="white", linewidths=1)
+        ax.set(title=f"{LABELS[loss]}: log10 ‖∇ loss‖", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return ReportOutput({"fig6": data}, figure=fig)
+
+
+# --- API -------------------------------------------------------------------------------------------
+
+
+def list_reports() -> dict[str, str]:
+    return {name: r.title for name, r in REPORTS.items()}
+
+
+def get_report(name: str) -> Report:
+    if name not in REPORTS:
+        raise ConfigError(f"unknown report {name!r}: choose one of {', '.join(REPORTS)} or all")
+    return REPORTS[name]
+
+
+def build(session: QuerySession, name: str, *, runs: list[int] | None = None, confidence: float = 0.9, examples: int = 4) -> ReportOutput:
+    """Build one report's data (and figure) over an open session."""
+    if not 0 < confidence < 1:
+        raise ConfigError(f"--confidence must lie between 0 and 1, got {confidence}")
+    rep = get_report(name)
+    return rep.build(Context(session, select_runs(session, runs), confidence, examples))
+
+
+def report_data(name: str, *, db: str | None = None, runs: list[int] | None = None, confidence: float = 0.9) -> dict[str, pa.Table]:
+    """A report's data as Arrow tables (``.to_pandas()`` for DataFrames), for notebooks."""
+    from advdb.analytics.query import checked_location
+
+    with QuerySession(checked_location(db)) as session:
+        out = build(session, name, runs=runs, confidence=confidence)
+    if out.figure is not None:
+        _plt().close(out.figure)
+    return out.data
+
+
+def write_report(out: ReportOutput, name: str, out_dir: Path) -> list[Path]:
+    """Write a built report: tables as .md/.csv/.tex, figures as .png/.pdf."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    if out.display is not None:
+        cols, rows = out.display
+        files += write_table(out_dir, name, cols, rows, REPORTS[name].title)
+    if out.figure is not None:
+        for ext in ("png", "pdf"):
+            path = out_dir / f"{name}.{ext}"
+            out.figure.savefig(path, bbox_inches="tight")
+            files.append(path)
+        _plt().close(out.figure)
+    return files
+
+
+def default_out_dir(location: StoreLocation) -> Path:
+    """``reports/`` beside a SQLite store, else in the working directory."""
+    if location.sqlite_path is not None:
+        return location.sqlite_path.parent / "reports"
+    return Path.cwd() / "reports"
+
