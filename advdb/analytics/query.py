@@ -33,19 +33,35 @@ def _one_line(exc: BaseException) -> str:
 
 
 class QuerySession:
-    """A DuckDB connection over the store for read-only queries."""
+    """A DuckDB connection over the store for read-only queries.
 
-    def __init__(self, location: StoreLocation) -> None:
+    With ``columnar`` (the default), ``trajectory`` reads the incremental columnar copy
+    (:mod:`advdb.analytics.columnar`), refreshed first; ``store.trajectory`` always reads the
+    store itself.
+    """
+
+    def __init__(self, location: StoreLocation, *, columnar: bool | None = None) -> None:
+        from advdb.analytics import columnar as col
+
         self.location = location
         self.con = open_duck(location, read_only=True)
+        self.refresh: col.RefreshStats | None = None
+        use = col.enabled() if columnar is None else columnar
+        if use and col.attach(self.con, location):
+            self.refresh = col.refresh(self.con, location)
         self._create_views()
 
     def _create_views(self) -> None:
+        from advdb.analytics.columnar import ALIAS
+
         rows = self.con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'store'"
         ).fetchall()
         for schema, table in rows:
-            self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM store."{schema}"."{table}"')
+            source = f'store."{schema}"."{table}"'
+            if table == "trajectory" and self.refresh is not None:
+                source = f"{ALIAS}.trajectory"
+            self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM {source}')
 
     def tables(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'store' ORDER BY 1").fetchall()]
