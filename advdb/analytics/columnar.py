@@ -82,6 +82,43 @@ def attach(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> bool:
     return True
 
 
+BULK_SHARE = 0.2  # copying more than this share of the store's rows: one parallel scan
+
+
+def _copy(con: duckdb.DuckDBPyConnection, location: StoreLocation, new: dict[tuple[int, str], list[int]], partial_runs: set[int]) -> int:
+    """Copy the trajectory rows of the ``new`` batches; returns the row count.
+
+    Many new rows (a first build): one parallel DuckDB scan of the store's table, semi-joined
+    with the new (run, image) pairs. A few new batches: one indexed query per run, so only
+    those rows are read.
+    """
+    cols = ", ".join(TRAJECTORY_COLUMNS)
+    pairs = [(r, b) for (r, _), bs in new.items() for b in bs]
+    con.execute("CREATE OR REPLACE TEMP TABLE _new_batches (run_id INTEGER, batch_index INTEGER)")
+    con.executemany("INSERT INTO _new_batches VALUES (?, ?)", pairs)
+    n_new, n_all = con.execute(
+        "SELECT coalesce(sum(b.n_rows) FILTER (WHERE nb.run_id IS NOT NULL), 0), coalesce(sum(b.n_rows), 0) "
+        "FROM store.batches b LEFT JOIN _new_batches nb USING (run_id, batch_index)"
+    ).fetchone()
+    if n_all and n_new > BULK_SHARE * n_all:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _new_pairs AS SELECT ri.run_id, ri.image_id "
+            "FROM store.run_images ri JOIN _new_batches USING (run_id, batch_index)"
+        )
+        con.execute(f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM store.trajectory t SEMI JOIN _new_pairs p USING (run_id, image_id)")
+        return int(n_new)
+    total = 0
+    for (run_id, _), batches in sorted(new.items()):
+        where = f"run_id = {int(run_id)}"
+        if run_id in partial_runs:
+            where += (f" AND image_id IN (SELECT image_id FROM run_images WHERE run_id = {int(run_id)} "
+                      f"AND batch_index IN ({', '.join(str(int(b)) for b in batches)}))")
+        src = _raw(location, f"SELECT {cols} FROM trajectory WHERE {where}")
+        row = con.execute(f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM {src}").fetchone()
+        total += int(row[0]) if row else 0
+    return total
+
+
 def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshStats:
     """Bring the copy up to date with the store's committed batches."""
     t0 = time.perf_counter()
@@ -93,9 +130,8 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
     have = con.execute(f"SELECT run_id, run_created, batch_index FROM {ALIAS}.mirrored").fetchall()
     store_runs = {(r, c) for r, c, _ in store_batches}
     have_runs = {(r, c) for r, c, _ in have}
+    # runs deleted from the store, or whose id now names another run (SQLite reuses ids)
     gone = {r for r, c in have_runs if (r, c) not in store_runs}
-    # a run whose batches are all gone from the store, or whose id now names another run
-    gone |= {r for r, c in have_runs if any(r == sr and c != sc for sr, sc in store_runs)}
     con.execute("BEGIN")
     try:
         for run_id in sorted(gone):
@@ -107,21 +143,11 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
         for r, c, b in store_batches:
             if (r, c, b) not in have_set:
                 new.setdefault((r, c), []).append(b)
-        all_batches: dict[int, int] = {}
-        for r, _, _ in store_batches:
-            all_batches[r] = all_batches.get(r, 0) + 1
-        cols = ", ".join(TRAJECTORY_COLUMNS)
-        for (run_id, created), batches in sorted(new.items()):
-            if len(batches) == all_batches[run_id] and not any(r == run_id for r, _, _ in have_set):
-                where = f"run_id = {int(run_id)}"
-            else:
-                where = (f"run_id = {int(run_id)} AND image_id IN (SELECT image_id FROM run_images WHERE run_id = {int(run_id)} "
-                         f"AND batch_index IN ({', '.join(str(int(b)) for b in batches)}))")
-            src = _raw(location, f"SELECT {cols} FROM trajectory WHERE {where} ORDER BY image_id, iteration")
-            n = con.execute(f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM {src}").fetchone()
-            stats.rows += int(n[0]) if n else 0
-            con.executemany(f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?)", [[run_id, created, b] for b in batches])
-            stats.batches += len(batches)
+        if new:
+            stats.rows = _copy(con, location, new, {r for r, _, _ in have_set})
+            con.executemany(f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?)",
+                            [[r, c, b] for (r, c), bs in sorted(new.items()) for b in bs])
+            stats.batches = sum(len(bs) for bs in new.values())
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
