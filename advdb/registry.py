@@ -21,7 +21,8 @@ class Registry(Generic[F]):
     def register(self, name: str, help: str = "") -> Callable[[F], F]:
         def deco(fn: F) -> F:
             self._items[name] = fn
-            self._help[name] = help or (fn.__doc__ or "").strip().splitlines()[0] if (help or fn.__doc__) else ""
+            doc = (fn.__doc__ or "").strip()
+            self._help[name] = help or (doc.splitlines()[0] if doc else "")
             return fn
 
         return deco

@@ -178,10 +178,7 @@ def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, 
         chosen.append(idx[ok])
         chosen_least.append(least[ok])
         found += int(ok.sum())
-        if found >= n and labels is not None:
-            # the rest of the dataset is only needed to report how many images are usable
-            break
-        if found >= n and labels is None:
+        if found >= n:
             break
     if found < n:
         raise DataError(

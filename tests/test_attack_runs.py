@@ -116,7 +116,8 @@ def test_interrupt_then_resume_gives_exactly_the_rows(store_url: str) -> None:
         q(store_url, f"SELECT {cols} FROM trajectory WHERE run_id = {fresh} ORDER BY 1, 2")
 
 
-def test_killed_process_is_resumable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig, status", [(signal.SIGKILL, "running"), (signal.SIGTERM, "interrupted")])
+def test_killed_process_is_resumable(tmp_path: Path, sig: int, status: str) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     env = dict(os.environ, ADVDB_DATABASE_URL=url)
     cmd = [sys.executable, "-c", "from advdb.cli import main; main()", "attack", "--loss", "ce-sign", "--n", "400",
@@ -133,10 +134,13 @@ def test_killed_process_is_resumable(tmp_path: Path) -> None:
         if batches >= 2:
             break
     assert proc.poll() is None, proc.stderr.read().decode()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(sig)
+    rc = proc.wait()
     run = q(url, "SELECT run_id, status FROM runs")[0]
-    assert run["status"] == "running"  # nobody could mark it: it is found stale by its dead pid
+    # SIGKILL: nobody could mark the run, it is found stale by its dead pid; SIGTERM: marked interrupted
+    assert run["status"] == status
+    if sig == signal.SIGTERM:
+        assert rc == 130 and "--resume" in proc.stderr.read().decode()
     res = subprocess.run([*cmd[:3], "attack", "--resume", str(run["run_id"]), "--json"], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)

@@ -226,9 +226,15 @@ def attack(
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Run a targeted attack and record every image's trajectory."""
+    import signal
+
     from advdb.cli.progress import RichProgress
     from advdb.runner import AttackSpec, resume_attack, run_attack
 
+    def _terminate(*_: object) -> None:
+        raise KeyboardInterrupt  # a polite kill is handled like Ctrl-C: the run is marked interrupted
+
+    signal.signal(signal.SIGTERM, _terminate)
     progress = RichProgress(attack_name.value if attack_name != AttackName.unified else f"{(loss or Loss.ce_sign).value}")
     store = _store()
     try:
