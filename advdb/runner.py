@@ -62,6 +62,7 @@ class AttackSpec:
     targets: str = "random"
     image_format: str = "png"
     save_images: bool = True
+    labels: list[int] | None = None
     name: str | None = None
 
     def validate(self) -> Attack:
@@ -128,7 +129,7 @@ def _load_data_and_model(spec: AttackSpec, device: torch.device) -> tuple[ImageD
         opts["image_shape"] = spec.image_shape or clf.input_shape
         opts["n_synthetic"] = spec.n
     ds = create_dataset(dataset, **opts)
-    if clf.architecture == "digits-cnn" and tuple(ds.image_shape) != tuple(clf.input_shape):
+    if clf.architecture in ("digits-cnn", "circles-mlp") and tuple(ds.image_shape) != tuple(clf.input_shape):
         raise ConfigError(f"model {clf.name} takes {clf.input_shape} images, dataset {ds.name} has {ds.image_shape}")
     if ds.n_classes is not None and ds.n_classes > clf.num_classes:
         raise ConfigError(f"dataset {ds.name} has {ds.n_classes} classes but model {clf.name} only {clf.num_classes}")
@@ -158,13 +159,19 @@ class Plan:
     targets: np.ndarray
 
 
-def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, targets: str, device: torch.device, batch_size: int) -> tuple[Plan, np.ndarray]:
+def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, targets: str, device: torch.device,
+                 batch_size: int, only_labels: list[int] | None = None) -> tuple[Plan, np.ndarray]:
     """Pick ``n`` correctly classified images in a seeded order and a seeded target for each.
 
-    Returns the plan and the dataset's labels (the classifier's predictions for synthetic data).
+    ``only_labels`` restricts the images to those classes. Returns the plan and the
+    dataset's labels (the classifier's predictions for synthetic data).
     """
     order = np.random.default_rng(seed).permutation(len(ds))
     labels = ds.labels
+    if only_labels is not None:
+        if labels is None:
+            raise ConfigError("--labels needs a labelled dataset")
+        order = order[np.isin(labels[order], only_labels)]
     chunk = max(batch_size, 256)
     chosen: list[np.ndarray] = []
     chosen_least: list[np.ndarray] = []
@@ -181,8 +188,9 @@ def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, 
         if found >= n:
             break
     if found < n:
+        which = f" with labels {only_labels}" if only_labels is not None else ""
         raise DataError(
-            f"only {found} of {len(ds)} images in {ds.name} are classified correctly by {clf.name}: use --n {found} or fewer"
+            f"only {found} of {len(order)} images{which} in {ds.name} are classified correctly by {clf.name}: use --n {found} or fewer"
         )
     idx = np.concatenate(chosen)[:n]
     y = labels[idx] if labels is not None else all_preds[idx]
@@ -331,7 +339,8 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = No
 def _run_new(store: Store, spec: AttackSpec, attack: Attack, device: torch.device, writer: BackgroundWriter,
              started: float, progress: Progress | None) -> int:
     ds, clf = _load_data_and_model(spec, device)
-    plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device, batch_size=spec.batch_size)
+    plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device,
+                                batch_size=spec.batch_size, only_labels=spec.labels)
     dataset_id, image_ids = register_dataset(
         store, name=ds.name, kind=ds.kind, fingerprint=ds.fingerprint, labels=labels, image_shape=ds.image_shape,
         n_classes=ds.n_classes or clf.num_classes, split=ds.split, root=ds.root, paths=ds.paths(), synthetic=ds.synthetic,

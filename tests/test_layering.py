@@ -54,3 +54,22 @@ def test_the_writer_process_does_not_load_torch() -> None:
 
     code = "import sys, advdb.store.writer, advdb.analytics; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_wheel_carries_migrations_and_cli_and_no_generic_modules(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    root = PKG.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("advdb-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.startswith("advdb-")}
+    assert tops == {"advdb"}, tops  # no top-level cli/ or migrations/ module
+    assert "advdb/migrations/env.py" in names and "advdb/migrations/script.py.mako" in names
+    assert any(n.startswith("advdb/migrations/versions/0001_") for n in names)
+    assert "advdb/cli/app.py" in names and "advdb/analytics/sql/table1.sql" in names
+    entry = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "advdb = advdb.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

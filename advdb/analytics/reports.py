@@ -340,7 +340,7 @@ def table3(ctx: Context) -> ReportOutput:
     return ReportOutput({"table3": data}, (["Attack", *archs], table))
 
 
-@report("fig6", "Fig. 6: the 2-D circles experiment — gradient magnitude of each source over the plane", "figure")
+@report("fig6", "Fig. 6: the 2-D circles experiment — size of each source's perturbation over the plane (white: decision boundary)", "figure")
 def fig6(ctx: Context) -> ReportOutput:
     data = ctx.query("fig6")
     if not data.num_rows:
@@ -359,7 +359,7 @@ def fig6(ctx: Context) -> ReportOutput:
         xs, ys = np.unique(cols["x"][m]), np.unique(cols["y"][m])
         im = ax.pcolormesh(xs, ys, grid, shading="auto", cmap="viridis")
         ax.contour(xs, ys, pred, levels=[0.5], colors="white", linewidths=1)
-        ax.set(title=f"{LABELS[loss]}: log10 ‖∇ loss‖", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+        ax.set(title=f"{LABELS[loss]}: log10 ‖P‖₂ towards inner", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
         ax.grid(False)
         fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,6 +106,41 @@ class CWConfig:
         return asdict(self)
 
 
+class _Best:
+    """The smallest-L2 successful image per input seen so far (on the device, no sync)."""
+
+    def __init__(self, x0: torch.Tensor) -> None:
+        self.x0 = x0
+        self.l2 = torch.full((x0.shape[0],), math.inf, device=x0.device)
+        self.x = x0.clone()
+
+    def update(self, x: torch.Tensor, ok: torch.Tensor) -> None:
+        l2 = (x - self.x0).flatten(1).norm(dim=1)
+        better = ok & (l2 < self.l2)
+        self.l2 = torch.where(better, l2, self.l2)
+        self.x = torch.where(better.view(-1, *([1] * (x.dim() - 1))), x, self.x)
+
+
+def _outcome(best: _Best, buf: StatsBuffer, steps: np.ndarray, rows: int, t0: float) -> BatchOutcome:
+    stats = buf.host()
+    synchronize(best.x.device)
+    search = torch.from_numpy(np.repeat(steps[:rows, None], best.x.shape[0], 1))
+    return BatchOutcome(x_adv=best.x, stats=stats, search_step=search, seconds=time.perf_counter() - t0)
+
+
+def _register_search_attack(name: str, loss: str, help: str, cfg_cls: type, run: Any) -> None:
+    """Register a CW-style attack: ``--iterations`` means iterations per search step."""
+
+    @ATTACKS.register(name, help)
+    def _create(**params: object) -> Attack:
+        p = dict(params)
+        if "iterations" in p:
+            p["max_iterations"] = p.pop("iterations")
+        cfg = _build(cfg_cls, p, name)
+        return Attack(name=name, loss=loss, mode=None, config=cfg,
+                      run_batch=lambda m, x, y, t, k: run(m, x, y, t, cfg, num_classes=k))
+
+
 def _success(z: torch.Tensor, t: torch.Tensor, kappa: float) -> torch.Tensor:
     margin = z.gather(1, t[:, None]).squeeze(1) - max_other_logit(z, t)
     return margin > kappa if kappa > 0 else margin > 0
@@ -143,8 +179,7 @@ def run_cw(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
     c = torch.full((B,), cfg.c_init, device=dev)
     lo = torch.zeros(B, device=dev)
     hi = torch.full((B,), math.inf, device=dev)
-    best_l2 = torch.full((B,), math.inf, device=dev)
-    best_x = x0.clone()
+    best = _Best(x0)
     row = 0
     check = max(cfg.max_iterations // 10, 1)
     for s in range(cfg.search_steps):
@@ -169,10 +204,7 @@ def run_cw(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
                     buf.record_step(row - 1, xd - x_prev)
                 steps[row] = s
                 ok = _success(z.detach(), t, cfg.kappa)
-                l2 = dist.detach().sqrt()
-                better = ok & (l2 < best_l2)
-                best_l2 = torch.where(better, l2, best_l2)
-                best_x = torch.where(better.view(-1, *([1] * (x0.dim() - 1))), xd, best_x)
+                best.update(xd, ok)
                 succeeded |= ok
             x_prev = xd
             row += 1
@@ -183,20 +215,10 @@ def run_cw(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
                     break
                 prev = total
         c, lo, hi = _next_c(c, lo, hi, succeeded, grow_on_fail=True)
-    stats = buf.host()
-    synchronize(dev)
-    return BatchOutcome(x_adv=best_x, stats=stats, search_step=torch.from_numpy(np.repeat(steps[:row, None], B, 1)),
-                        seconds=time.perf_counter() - t0)
+    return _outcome(best, buf, steps, row, t0)
 
 
-@ATTACKS.register("cw", "Carlini & Wagner L2: tanh variables, Adam, binary search over c, early abort")
-def _cw(**params: object) -> Attack:
-    p = dict(params)
-    if "iterations" in p:
-        p["max_iterations"] = p.pop("iterations")
-    cfg: CWConfig = _build(CWConfig, p, "cw")
-    return Attack(name="cw", loss="m-logit", mode=None, config=cfg,
-                  run_batch=lambda m, x, y, t, k: run_cw(m, x, y, t, cfg, num_classes=k))
+_register_search_attack("cw", "m-logit", "Carlini & Wagner L2: tanh variables, Adam, binary search over c, early abort", CWConfig, run_cw)
 
 
 # --- L-BFGS ---------------------------------------------------------------------------------
@@ -245,12 +267,10 @@ def run_lbfgs(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tens
     c = torch.full((B,), cfg.c_init, device=dev)
     lo = torch.zeros(B, device=dev)
     hi = torch.full((B,), math.inf, device=dev)
-    best_l2 = torch.full((B,), math.inf, device=dev)
-    best_x = x0.clone()
+    best = _Best(x0)
     state = {"row": 0, "prev": None, "succ": None}
 
     def objective(r_flat: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal best_l2, best_x
         r = torch.from_numpy(r_flat).to(dev, torch.float32).view_as(x0).requires_grad_(True)
         x = (x0 + r).clamp(0, 1)
         z = model(x)
@@ -269,10 +289,7 @@ def run_lbfgs(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tens
                 state["row"] = n + 1
             state["prev"] = xd
             ok = z.argmax(1) == t
-            l2 = (xd - x0).flatten(1).norm(dim=1)
-            better = ok & (l2 < best_l2)
-            best_l2 = torch.where(better, l2, best_l2)
-            best_x = torch.where(better.view(-1, *([1] * (x0.dim() - 1))), xd, best_x)
+            best.update(xd, ok)
             state["succ"] |= ok
         return float(loss.detach().sum()), g.double().cpu().numpy().reshape(-1)
 
@@ -283,18 +300,8 @@ def run_lbfgs(model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tens
         minimize(objective, np.zeros_like(x0d), jac=True, method="L-BFGS-B", bounds=bounds,
                  options={"maxiter": cfg.max_iterations, "maxfun": cfg.max_evaluations})
         c, lo, hi = _next_c(c, lo, hi, state["succ"], grow_on_fail=False)
-    stats = buf.host()
-    synchronize(dev)
-    rows = state["row"]
-    return BatchOutcome(x_adv=best_x, stats=stats, search_step=torch.from_numpy(np.repeat(steps[:rows, None], B, 1)),
-                        seconds=time.perf_counter() - t_start)
+    return _outcome(best, buf, steps, state["row"], t_start)
 
 
-@ATTACKS.register("lbfgs", "box-constrained L-BFGS (Szegedy et al.): c·‖r‖₂ + CE with SciPy L-BFGS-B, search over c")
-def _lbfgs(**params: object) -> Attack:
-    p = dict(params)
-    if "iterations" in p:
-        p["max_iterations"] = p.pop("iterations")
-    cfg: LBFGSConfig = _build(LBFGSConfig, p, "lbfgs")
-    return Attack(name="lbfgs", loss="ce", mode=None, config=cfg,
-                  run_batch=lambda m, x, y, t, k: run_lbfgs(m, x, y, t, cfg, num_classes=k))
+_register_search_attack("lbfgs", "ce", "box-constrained L-BFGS (Szegedy et al.): c·‖r‖₂ + CE with SciPy L-BFGS-B, search over c",
+                        LBFGSConfig, run_lbfgs)

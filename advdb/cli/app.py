@@ -408,6 +408,26 @@ def sql(
     render.print_arrow(table, fmt.value, out)
 
 
+# --- the 2-D experiment -------------------------------------------------------------------
+
+
+@command(app, "circles")
+def circles(
+    n: int = typer.Option(200, "--n", help="Outer-ring points to attack."),
+    iterations: int = typer.Option(100, "--iterations", "-T", help="Iterations of each attack."),
+    mode: Mode = typer.Option(Mode.equal_perturbation, "--mode", help="Step size rule of the attacks."),
+    grid: int = typer.Option(121, "--grid", help="Grid points per side for the gradient maps."),
+    seed: int = typer.Option(0, "--seed", help="Seed of point selection."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """The 2-D experiment (Fig. 6): circles, a small ReLU net, the four sources, gradient maps."""
+    from advdb.circles import CirclesSpec, run_circles
+
+    with _store() as store:
+        run_id = run_circles(store, CirclesSpec(n=n, iterations=iterations, mode=mode.value, grid=grid, seed=seed, device=device))
+    render.console.print(f"circles run {run_id} finished: `advdb report fig6` draws it")
+
+
 # --- reports -----------------------------------------------------------------------------
 
 

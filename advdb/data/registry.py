@@ -41,6 +41,13 @@ def _synthetic(*, image_shape: tuple[int, int, int] = (3, 224, 224), n_synthetic
     return Synthetic(shape=image_shape, n=n_synthetic, seed=seed)
 
 
+@DATASETS.register("circles", "scikit-learn make_circles: two rings in the plane (the 2-D experiment), held-out half")
+def _circles(**_: Any) -> ImageDataset:
+    from advdb.data.circles import Circles
+
+    return Circles()  # one fixed draw (seed 0): the one circles-mlp is trained on
+
+
 def create_dataset(name: str, **options: Any) -> ImageDataset:
     """Create a dataset by registry name (``digits``, ``imagefolder``, ``synthetic`` …)."""
     return DATASETS.get(name)(**options)

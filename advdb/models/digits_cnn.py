@@ -6,14 +6,13 @@ Trained on ``digits-train`` (the other half of scikit-learn's digits), evaluated
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
+from advdb.artifacts import sha256_of as sha256_file
 from advdb.config import advdb_home
 
 VERSION = 1
@@ -29,14 +28,6 @@ def digits_cnn(num_classes: int = 10, channels: int = 1) -> nn.Module:
         nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(128 * 2 * 2, 128), nn.ReLU(), nn.Linear(128, num_classes),
     )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_paths() -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from advdb.errors import ConfigError, DataError
-from advdb.models.digits_cnn import sha256_file
+from advdb.artifacts import sha256_of as sha256_file
 from advdb.models.wrapper import PixelSpaceClassifier
 from advdb.registry import Registry
 
@@ -57,6 +57,19 @@ def _digits_cnn(**_: Any) -> LoadedClassifier:
         num_classes=10, input_shape=(1, 8, 8), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
         weights_source=str(path), weights_sha256=meta["sha256"], test_accuracy=meta["test_accuracy"],
         default_dataset="digits",
+    )
+
+
+@CLASSIFIERS.register("circles-mlp", "one-hidden-layer ReLU net for the 2-D circles experiment, trained on use")
+def _circles_mlp(**_: Any) -> LoadedClassifier:
+    from advdb.models.circles_mlp import EPOCHS, HIDDEN, train_circles_mlp
+
+    net, meta = train_circles_mlp()
+    return LoadedClassifier(
+        name="circles-mlp", architecture="circles-mlp", module=PixelSpaceClassifier(net, meta["mean"], meta["std"]),
+        num_classes=2, input_shape=(2, 1, 1), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
+        weights_source=f"trained:hidden={HIDDEN},epochs={EPOCHS}", weights_sha256=meta["sha256"],
+        test_accuracy=meta["test_accuracy"], default_dataset="circles",
     )
 
 
@@ -108,7 +121,7 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
         if path is None:
             raise DataError(f"no pretrained weights known for {arch}: pass --weights FILE (a state dict saved with torch.save)")
         if not path.exists():
-            where = "" if weights else f" (torchvision's cache); download it elsewhere and copy it there, or pass --weights FILE"
+            where = "" if weights else " (torchvision's cache); download it elsewhere and copy it there, or pass --weights FILE"
             raise DataError(f"weights file {path} does not exist{where}")
         try:
             state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
