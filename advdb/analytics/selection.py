@@ -53,7 +53,8 @@ class RunSelection:
 def select_runs(session: QuerySession, runs: list[int] | None = None) -> RunSelection:
     """Pick the runs reports use (see the module docstring)."""
     rows = session.query(sql_text("runs_catalogue")).to_pylist()
-    unified = [r for r in rows if r["loss"] is not None and r["mode"] is not None]
+    # the 2-D experiment's runs (dataset kind "circles") belong to fig6, not to the image reports
+    unified = [r for r in rows if r["loss"] is not None and r["mode"] is not None and r["dataset_kind"] != "circles"]
     sel = RunSelection()
     if runs:
         known = {r["run_id"]: r for r in rows}

@@ -1,0 +1,437 @@
+"""Detector retraining (PAPER_NOTES "Retraining setup", Tables II and III).
+
+A binary classifier — class 0 genuine, class 1 adversarial — trained on the *stored*
+adversarial image files of one or more attack runs and the genuine images they came from.
+
+* single source (Table II): each attacked image and its adversarial twin; the split is by
+  image, so twins never fall on different sides;
+* all sources (Table III): every source's adversarial images plus genuine images — the
+  attacked ones and extra images of the same dataset — to balance the classes; again
+  split by image (all versions of one image on one side), in the same proportion per class.
+
+Every file's sha256 is checked before training; a missing or changed file is an error that
+names it. Every epoch is logged to ``detector_epochs``; per-group accuracies of the best
+epoch go to ``detector_results``. A checkpoint after each epoch makes the run resumable.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from sqlalchemy import select
+from torch import nn
+
+from advdb import artifacts
+from advdb.data import ImageDataset, create_dataset
+from advdb.errors import ConfigError, ConflictError, DataError, InterruptedRun, NotFoundError
+from advdb.models.digits_cnn import digits_cnn
+from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, _torchvision_cache_file, _unwrap_state_dict
+from advdb.runner import resolve_device
+from advdb.store.engine import Store
+from advdb.store.models import Artifact, Dataset, DetectorEpoch, DetectorResult, Image, Run
+from advdb.store.runs import create_run, get_run, is_live, set_status
+
+SMALL_ARCH = "small-cnn"
+OPTIMIZERS = ("adam", "sgd")
+
+
+class EpochProgress(Protocol):
+    def epoch(self, *, run_id: int, epoch: int, epochs: int, train_loss: float, test_accuracy: float) -> None: ...
+
+
+@dataclass(kw_only=True)
+class DetectorSpec:
+    """Everything that defines a detector run (stored in full as its configuration)."""
+
+    arch: str = SMALL_ARCH
+    sources: list[int] = field(default_factory=list)
+    weights: str | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    step_size: int | None = None
+    gamma: float = 0.1
+    test_fraction: float = 0.2
+    image_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+
+    @property
+    def setting(self) -> str:
+        return "single-source" if len(self.sources) == 1 else "all-sources"
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise ConfigError("--sources needs at least one attack run id")
+        if len(set(self.sources)) != len(self.sources):
+            raise ConfigError("--sources lists a run twice")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("--epochs and --batch-size must be at least 1")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose adam or sgd")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"--test-fraction must lie between 0 and 1, got {self.test_fraction}")
+        if self.arch != SMALL_ARCH:
+            import torchvision
+
+            if self.arch not in torchvision.models.list_models(module=torchvision.models):
+                raise ConfigError(f"unknown detector architecture {self.arch!r}: {SMALL_ARCH} or a torchvision classifier (resnet18, alexnet, vgg16, …)")
+        resolve_device(self.device)
+
+    def to_config(self) -> dict[str, Any]:
+        return {**asdict(self), "setting": self.setting}
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Items:
+    """The detector's examples: what to load, its label and its group (source run or genuine)."""
+
+    image_id: np.ndarray  # genuine image id (the group for splitting)
+    dataset_idx: np.ndarray  # index in the dataset (genuine) or -1
+    path: list[str | None]  # artifact path (adversarial) or None
+    label: np.ndarray  # 0 genuine, 1 adversarial
+    source: np.ndarray  # source run id, 0 for genuine
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def subset(self, mask: np.ndarray) -> "Items":
+        idx = np.flatnonzero(mask)
+        return Items(self.image_id[idx], self.dataset_idx[idx], [self.path[i] for i in idx], self.label[idx], self.source[idx])
+
+
+def _source_runs(store: Store, sources: list[int]) -> tuple[list[Run], int]:
+    runs = []
+    for rid in sources:
+        try:
+            run = get_run(store, rid)
+        except NotFoundError:
+            raise NotFoundError(f"source run {rid} does not exist: see `advdb runs list --kind attack`") from None
+        if run.kind != "attack" or run.status != "finished":
+            raise ConfigError(f"source run {rid} is a {run.status} {run.kind} run: detectors need finished attack runs")
+        runs.append(run)
+    datasets = {r.dataset_id for r in runs}
+    if len(datasets) != 1:
+        raise ConfigError("the source runs attacked different datasets: choose runs on one dataset")
+    return runs, datasets.pop()
+
+
+def load_dataset(store: Store, dataset_id: int) -> ImageDataset:
+    """The genuine images' dataset, reloaded through the registry and checked by fingerprint."""
+    with store.session() as s:
+        row = s.get(Dataset, dataset_id)
+    if row is None:
+        raise NotFoundError(f"dataset {dataset_id} is not in the store")
+    if row.kind == "imagefolder":
+        ds = create_dataset("imagefolder", data_dir=row.root, image_size=int(row.image_shape[-1]))
+    elif row.kind in ("digits", "circles"):
+        ds = create_dataset(row.name)
+    else:
+        raise DataError(f"genuine images of a {row.kind} dataset cannot be reloaded for detector training")
+    if ds.fingerprint != row.fingerprint:
+        raise DataError(f"dataset {row.name} changed since it was attacked (fingerprint differs): restore it")
+    return ds
+
+
+def build_items(store: Store, spec: DetectorSpec) -> tuple[Items, ImageDataset]:
+    """Genuine and adversarial examples of the sources, every file's sha256 checked."""
+    runs, dataset_id = _source_runs(store, spec.sources)
+    ds = load_dataset(store, dataset_id)
+    with store.session() as s:
+        idx_of = dict(s.execute(select(Image.image_id, Image.idx).where(Image.dataset_id == dataset_id)).all())
+        arts = s.execute(
+            select(Artifact.run_id, Artifact.image_id, Artifact.path, Artifact.sha256)
+            .where(Artifact.run_id.in_(spec.sources)).order_by(Artifact.run_id, Artifact.image_id)
+        ).all()
+    root = store.location.artifacts_dir
+    counts = {r.run_id: 0 for r in runs}
+    for run_id, _, path, sha in arts:
+        f = root / path
+        if not f.exists():
+            raise DataError(f"adversarial image {f} of run {run_id} is missing: restore it or re-run the attack")
+        if artifacts.sha256_of(f) != sha:
+            raise DataError(f"adversarial image {f} of run {run_id} has changed since it was stored (sha256 mismatch)")
+        counts[run_id] += 1
+    empty = [r for r, c in counts.items() if c == 0]
+    if empty:
+        raise DataError(f"source run(s) {empty} stored no adversarial image files: re-run them without --no-save-images")
+    adv_ids = np.array([a[1] for a in arts], dtype=np.int64)
+    attacked = np.unique(adv_ids)
+    n_adv = len(arts)
+    genuine = list(attacked)
+    if spec.setting == "all-sources" and n_adv > len(genuine):  # balance with extra genuine images
+        rng = np.random.default_rng([spec.seed, 2])
+        extra = np.setdiff1d(np.fromiter(idx_of.keys(), dtype=np.int64), attacked)
+        genuine += list(rng.permutation(extra)[: n_adv - len(genuine)])
+    genuine = np.asarray(genuine, dtype=np.int64)
+    items = Items(
+        image_id=np.concatenate([genuine, adv_ids]),
+        dataset_idx=np.concatenate([[idx_of[int(i)] for i in genuine], np.full(n_adv, -1)]).astype(np.int64),
+        path=[None] * len(genuine) + [a[2] for a in arts],
+        label=np.concatenate([np.zeros(len(genuine)), np.ones(n_adv)]).astype(np.int64),
+        source=np.concatenate([np.zeros(len(genuine)), [a[0] for a in arts]]).astype(np.int64),
+    )
+    return items, ds
+
+
+def split(items: Items, *, test_fraction: float, seed: int) -> np.ndarray:
+    """A boolean test mask: whole images (all their versions) on one side, per class in proportion.
+
+    Images that have adversarial versions are split on their own, extra genuine images on
+    their own, so both classes get ``test_fraction`` of their images in the test set.
+    """
+    rng = np.random.default_rng([seed, 3])
+    adv_groups = np.unique(items.image_id[items.label == 1])
+    extra_groups = np.setdiff1d(np.unique(items.image_id), adv_groups)
+    test_groups: list[np.ndarray] = []
+    for groups in (adv_groups, extra_groups):
+        if len(groups):
+            k = max(1, round(test_fraction * len(groups))) if len(groups) > 1 else 0
+            test_groups.append(rng.permutation(groups)[:k])
+    return np.isin(items.image_id, np.concatenate(test_groups) if test_groups else [])
+
+
+class _ItemDataset(torch.utils.data.Dataset):
+    def __init__(self, items: Items, ds: ImageDataset, root: Path) -> None:
+        self.items, self.ds, self.root = items, ds, root
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        it = self.items
+        if it.label[i] == 0:
+            x = self.ds.load_array([int(it.dataset_idx[i])])[0]
+        else:
+            x = artifacts.load(self.root / it.path[i])  # type: ignore[operator]
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), int(it.label[i]), int(it.source[i])
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+def _replace_last_linear(net: nn.Module, out_features: int) -> None:
+    """Swap the final linear layer for a fresh ``out_features``-way one (Kaiming init)."""
+    parent, name, last = None, None, None
+    for mod_name, module in net.named_modules():
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.Linear):
+                parent, name, last = module, child_name, child
+    if last is None:
+        raise ConfigError("this architecture has no final linear layer to replace")
+    new = nn.Linear(last.in_features, out_features)
+    nn.init.kaiming_normal_(new.weight, nonlinearity="relu")
+    nn.init.zeros_(new.bias)
+    setattr(parent, name, new)
+
+
+class _Detector(nn.Module):
+    """Resize, channel adaptation and normalisation around the detector network."""
+
+    def __init__(self, net: nn.Module, *, size: int | None, channels: int, mean: tuple, std: tuple) -> None:
+        super().__init__()
+        self.net, self.size, self.channels = net, size, channels
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.size is not None and x.shape[-1] != self.size:
+            x = nn.functional.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        if x.shape[1] != self.channels:
+            x = x.expand(-1, self.channels, -1, -1)
+        return self.net((x - self.mean) / self.std)
+
+
+def build_detector(spec: DetectorSpec, image_shape: tuple[int, ...]) -> tuple[nn.Module, dict[str, Any]]:
+    """The detector network and what the run records about its initialisation."""
+    torch.manual_seed(spec.seed)
+    if spec.arch == SMALL_ARCH:
+        c = int(image_shape[0])
+        net = digits_cnn(num_classes=2, channels=c)
+        _replace_last_linear(net, 2)
+        size = spec.image_size or (8 if image_shape[-1] < 8 else None)
+        return _Detector(net, size=size, channels=c, mean=(0.5,) * c, std=(0.25,) * c), {"pretrained": None}
+    import torchvision
+
+    net = torchvision.models.get_model(spec.arch, weights=None, num_classes=1000)
+    source = None
+    path = Path(spec.weights).expanduser() if spec.weights else _torchvision_cache_file(spec.arch)
+    if spec.weights and not path.exists():
+        raise DataError(f"weights file {path} does not exist")
+    if path is not None and path.exists():
+        try:
+            net.load_state_dict(_unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True)))
+        except Exception as exc:  # noqa: BLE001
+            raise DataError(f"weights file {path} does not fit {spec.arch}: {type(exc).__name__}") from None
+        source = str(path)
+    _replace_last_linear(net, 2)
+    size = spec.image_size or 224
+    return _Detector(net, size=size, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD), {"pretrained": source}
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def _checkpoint_path(store: Store, run_id: int) -> Path:
+    return store.location.artifacts_dir / f"run-{run_id}" / "detector-checkpoint.pt"
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, loader: Any, device: torch.device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    model.eval()
+    preds, labels, sources = [], [], []
+    for x, y, src in loader:
+        preds.append(model(x.to(device, non_blocking=True)).argmax(1).cpu())
+        labels.append(y)
+        sources.append(src)
+    return torch.cat(preds).numpy(), torch.cat(labels).numpy(), torch.cat(sources).numpy()
+
+
+def group_accuracies(pred: np.ndarray, label: np.ndarray, source: np.ndarray) -> dict[str, tuple[int | None, int, float]]:
+    """Accuracy per source run, on all adversarial, on genuine and overall: name → (source, n, accuracy)."""
+    ok = pred == label
+    out: dict[str, tuple[int | None, int, float]] = {}
+    for s in sorted(set(source.tolist()) - {0}):
+        m = source == s
+        out[f"source:{s}"] = (int(s), int(m.sum()), float(ok[m].mean()))
+    for name, m in (("adversarial", label == 1), ("genuine", label == 0), ("overall", np.ones_like(ok))):
+        if m.any():
+            out[name] = (None, int(m.sum()), float(ok[m].mean()))
+    return out
+
+
+def _log_epoch(store: Store, run_id: int, row: dict[str, Any]) -> None:
+    with store.session() as s:
+        if s.get(DetectorEpoch, (run_id, row["epoch"])) is None:
+            s.add(DetectorEpoch(run_id=run_id, **row))
+
+
+def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: ImageDataset, start_epoch: int,
+           progress: EpochProgress | None) -> None:
+    device = resolve_device(spec.device)
+    test_mask = split(items, test_fraction=spec.test_fraction, seed=spec.seed)
+    root = store.location.artifacts_dir
+    g = torch.Generator().manual_seed(spec.seed)
+    pin = device.type == "cuda"
+    train_set = _ItemDataset(items.subset(~test_mask), ds, root)
+    test_set = _ItemDataset(items.subset(test_mask), ds, root)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=spec.batch_size, shuffle=True, generator=g,
+                                               num_workers=spec.workers, pin_memory=pin, drop_last=False)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=spec.batch_size * 2, num_workers=spec.workers, pin_memory=pin)
+    model, _ = build_detector(spec, ds.image_shape)
+    model.to(device)
+    if spec.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
+    # SGD follows the classic recipe (decay every epochs/3); Adam keeps its rate unless --step-size asks
+    step = spec.step_size or (max(1, spec.epochs // 3) if spec.optimizer == "sgd" else spec.epochs + 1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=spec.gamma)
+    best: dict[str, Any] = {"accuracy": -1.0, "epoch": -1, "groups": {}}
+    ckpt = _checkpoint_path(store, run_id)
+    if start_epoch > 0:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        g.set_state(state["generator"])
+        best = state["best"]
+        start_epoch = state["epoch"] + 1
+        _log_epoch(store, run_id, state["row"])  # in case the process died between checkpoint and log
+    for epoch in range(start_epoch, spec.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        lr = opt.param_groups[0]["lr"]
+        for x, y, _ in train_loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            opt.zero_grad(set_to_none=True)
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        sched.step()
+        pred, label, source = _evaluate(model, test_loader, device)
+        groups = group_accuracies(pred, label, source)
+        test_acc = groups["overall"][2]
+        if test_acc > best["accuracy"]:
+            best = {"accuracy": test_acc, "epoch": epoch, "groups": groups}
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1),
+               "test_accuracy": test_acc, "seconds": time.perf_counter() - t0}
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "generator": g.get_state(), "best": best, "epoch": epoch, "row": row}, tmp)
+        tmp.replace(ckpt)  # the checkpoint first: an epoch is logged only once it can be resumed from
+        _log_epoch(store, run_id, row)
+        if progress:
+            progress.epoch(run_id=run_id, epoch=epoch, epochs=spec.epochs, train_loss=loss_sum / max(total, 1), test_accuracy=test_acc)
+    with store.session() as s:
+        for name, (src, n, acc) in best["groups"].items():
+            s.add(DetectorResult(run_id=run_id, group_name=name, source_run_id=src, n_images=n, accuracy=acc, epoch=best["epoch"]))
+
+
+def _run(store: Store, run_id: int, spec: DetectorSpec, start_epoch: int, started: float, prior: float,
+         progress: EpochProgress | None) -> int:
+    try:
+        items, ds = build_items(store, spec)
+        _train(store, run_id, spec, items, ds, start_epoch, progress)
+    except KeyboardInterrupt:
+        set_status(store, run_id, "interrupted", wall_seconds=prior + time.perf_counter() - started)
+        raise InterruptedRun(f"detector run {run_id} interrupted; finished epochs are kept: resume with `advdb retrain --resume {run_id}`") from None
+    except BaseException as exc:
+        set_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}", wall_seconds=prior + time.perf_counter() - started)
+        raise
+    set_status(store, run_id, "finished", wall_seconds=prior + time.perf_counter() - started)
+    return run_id
+
+
+def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress | None = None) -> int:
+    """Train a new detector; returns its run id. Inputs are validated (and hashed) before any training."""
+    spec.validate()
+    build_items(store, spec)  # every file checked before the run exists
+    started = time.perf_counter()
+    config = spec.to_config()
+    run = create_run(store, kind="detector", config=config, name=f"detector {spec.arch} {spec.setting}", attack=None,
+                     seed=spec.seed, iterations=spec.epochs, batch_size=spec.batch_size, device=str(resolve_device(spec.device)))
+    return _run(store, run.run_id, spec, 0, started, 0.0, progress)
+
+
+def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None = None) -> int:
+    """Continue a detector run from its last finished epoch."""
+    run = get_run(store, run_id)
+    if run.kind != "detector":
+        raise ConflictError(f"run {run_id} is a {run.kind} run, not a detector")
+    if run.status == "finished":
+        raise ConflictError(f"run {run_id} is already finished: nothing to resume")
+    if is_live(store, run):
+        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host})")
+    cfg = {k: v for k, v in run.config.items() if k != "setting"}
+    spec = DetectorSpec(**cfg)
+    spec.validate()
+    with store.session() as s:
+        done = sorted(s.scalars(select(DetectorEpoch.epoch).where(DetectorEpoch.run_id == run_id)))
+    has_ckpt = _checkpoint_path(store, run_id).exists()
+    if done and not has_ckpt:
+        raise DataError(f"the checkpoint of detector run {run_id} is missing ({_checkpoint_path(store, run_id)}): start a new run")
+    start = 1 if has_ckpt else 0  # the checkpoint knows its epoch
+    set_status(store, run_id, "running")
+    return _run(store, run_id, spec, start, time.perf_counter(), run.wall_seconds or 0.0, progress)

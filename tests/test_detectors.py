@@ -1,0 +1,127 @@
+"""Detector retraining on stored adversarial images: splits, balance, resume, integrity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from advdb.detectors import DetectorSpec, build_items, group_accuracies, resume_detector, split, train_detector
+from advdb.errors import ConfigError, DataError, InterruptedRun
+from advdb.runner import AttackSpec, run_attack
+from advdb.store import open_store
+from advdb.store.models import Artifact, DetectorEpoch, DetectorResult
+from pathlib import Path
+
+from advdb.store.runs import get_run, list_runs
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[int]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('det') / 'store.db'}"
+    with open_store(url) as store:
+        ids = [run_attack(store, AttackSpec(params={"loss": loss, "mode": "equal-perturbation", "iterations": 15, "tau": 0.3},
+                                            n=40, batch_size=40)) for loss in ("ce", "ce-sign")]
+    return url, ids
+
+
+def test_single_source_split_keeps_twins_together(sources) -> None:  # noqa: ANN001
+    url, ids = sources
+    with open_store(url) as store:
+        items, _ = build_items(store, DetectorSpec(sources=ids[:1]))
+    assert (items.label == 0).sum() == (items.label == 1).sum() == 40
+    test = split(items, test_fraction=0.25, seed=0)
+    train_ids, test_ids = set(items.image_id[~test]), set(items.image_id[test])
+    assert not train_ids & test_ids
+    assert (items.label[test] == 0).sum() == (items.label[test] == 1).sum() == 10
+    assert not np.array_equal(test, split(items, test_fraction=0.25, seed=1))
+
+
+def test_all_sources_are_balanced_with_extra_genuine_images(sources) -> None:  # noqa: ANN001
+    url, ids = sources
+    with open_store(url) as store:
+        items, _ = build_items(store, DetectorSpec(sources=ids))
+    assert (items.label == 1).sum() == 80 and (items.label == 0).sum() == 80
+    genuine = items.image_id[items.label == 0]
+    assert len(set(genuine)) == 80  # the 40 attacked images plus 40 others
+    assert set(items.image_id[items.label == 1]) < set(genuine)
+    test = split(items, test_fraction=0.25, seed=0)
+    assert not set(items.image_id[test]) & set(items.image_id[~test])
+    share = [test[items.label == k].mean() for k in (0, 1)]
+    assert abs(share[0] - share[1]) < 0.1  # stratified: both classes ~25 % in test
+
+
+def test_training_logs_epochs_and_results_and_resumes(sources, cli) -> None:  # noqa: ANN001
+    url, ids = sources
+
+    class StopAfter:
+        def epoch(self, *, epoch: int, **_: object) -> None:
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    spec = DetectorSpec(sources=ids, epochs=4, batch_size=32, seed=0)
+    with open_store(url) as store:
+        with pytest.raises(InterruptedRun, match="--resume"):
+            train_detector(store, spec, progress=StopAfter())
+        run_id = max(r.run_id for r in list_runs(store, kind="detector"))
+        assert get_run(store, run_id).status == "interrupted"
+        resume_detector(store, run_id)
+        run = get_run(store, run_id)
+        with store.session() as s:
+            epochs = list(s.scalars(select(DetectorEpoch).where(DetectorEpoch.run_id == run_id).order_by(DetectorEpoch.epoch)))
+            results = {r.group_name: r for r in s.scalars(select(DetectorResult).where(DetectorResult.run_id == run_id))}
+    assert run.status == "finished" and run.config["setting"] == "all-sources" and run.config["seed"] == 0
+    assert [e.epoch for e in epochs] == [0, 1, 2, 3]
+    best = max(epochs, key=lambda e: e.test_accuracy)
+    assert results["overall"].accuracy == pytest.approx(best.test_accuracy) and results["overall"].epoch == best.epoch
+    assert set(results) == {f"source:{ids[0]}", f"source:{ids[1]}", "adversarial", "genuine", "overall"}
+    assert results["overall"].n_images == results["adversarial"].n_images + results["genuine"].n_images
+    code, out, err = cli("--db", url, "report", "table3", "--out", str(Path(url.removeprefix("sqlite:///")).parent / "r"))
+    assert code == 0, err
+
+
+def test_group_accuracies() -> None:
+    pred = np.array([1, 1, 0, 0, 1, 0])
+    label = np.array([1, 1, 1, 0, 0, 0])
+    source = np.array([5, 6, 6, 0, 0, 0])
+    acc = group_accuracies(pred, label, source)
+    assert acc["source:5"] == (5, 1, 1.0) and acc["source:6"] == (6, 2, 0.5)
+    assert acc["adversarial"][2] == pytest.approx(2 / 3) and acc["genuine"][2] == pytest.approx(2 / 3)
+    assert acc["overall"] == (None, 6, pytest.approx(4 / 6))
+
+
+def test_changed_or_missing_image_file_is_named(sources, cli) -> None:  # noqa: ANN001
+    url, ids = sources
+    with open_store(url) as store:
+        with store.session() as s:
+            art = s.scalars(select(Artifact).where(Artifact.run_id == ids[1]).limit(1)).one()
+        path = store.location.artifacts_dir / art.path
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        code, _, err = cli("--db", url, "retrain", "--sources", f"{ids[0]},{ids[1]}", "--epochs", "1")
+        assert code == DataError.exit_code and str(path) in err and "sha256" in err
+        path.unlink()
+        code, _, err = cli("--db", url, "retrain", "--sources", str(ids[1]), "--epochs", "1")
+        assert code == DataError.exit_code and str(path) in err and "missing" in err
+    finally:
+        path.write_bytes(original)
+    with open_store(url) as store:
+        n_detectors = len([r for r in list_runs(store, kind="detector") if r.status != "finished"])
+    assert n_detectors <= 1  # the failed attempts created no runs (the interrupted one of the other test aside)
+
+
+@pytest.mark.parametrize("kw, match", [({"sources": []}, "--sources"), ({"sources": [1], "optimizer": "rmsprop"}, "optimizer"),
+                                        ({"sources": [1], "arch": "resnet9000"}, "resnet9000"),
+                                        ({"sources": [1], "test_fraction": 1.5}, "test-fraction")])
+def test_bad_detector_options(kw: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        DetectorSpec(**kw).validate()
+
+
+def test_torchvision_detector_trains_on_resized_digits(sources, tmp_path) -> None:  # noqa: ANN001
+    url, ids = sources
+    with open_store(url) as store:
+        run_id = train_detector(store, DetectorSpec(arch="resnet18", sources=ids[:1], epochs=1, batch_size=40, image_size=32))
+        run = get_run(store, run_id)
+    assert run.status == "finished" and run.config["arch"] == "resnet18"
