@@ -99,6 +99,19 @@ def test_figure_data_matches_direct_sql(paper_store: str) -> None:
     assert means.num_rows == T + 1
 
 
+def test_reports_agree_with_and_without_the_columnar_copy(paper_store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = report_data("fig3", db=paper_store)
+    monkeypatch.setenv("ADVDB_COLUMNAR", "0")
+    slow = report_data("fig3", db=paper_store)
+    for name in fast:
+        a, b = fast[name].to_pylist(), slow[name].to_pylist()
+        assert len(a) == len(b)
+        for ra, rb in zip(a, b):
+            assert ra.keys() == rb.keys()
+            for k in ra:
+                assert ra[k] == pytest.approx(rb[k], rel=1e-5, abs=1e-7), (name, k)
+
+
 def test_runs_option_and_missing_data(paper_store: str, cli, tmp_path: Path) -> None:  # noqa: ANN001
     code, _, _ = cli("--db", paper_store, "report", "table1", "--runs", "1,2", "--out", str(tmp_path))
     assert code == 0

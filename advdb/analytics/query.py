@@ -62,6 +62,12 @@ class QuerySession:
             if table == "trajectory" and self.refresh is not None:
                 source = f"{ALIAS}.trajectory"
             self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM {source}')
+        from advdb.analytics.columnar import SUMS_SELECT
+
+        if self.refresh is not None:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW iteration_sums AS SELECT * FROM {ALIAS}.iteration_sums")
+        elif any(t == "trajectory" for _, t in rows):
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW iteration_sums AS {SUMS_SELECT} FROM trajectory GROUP BY run_id, iteration")
 
     def tables(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'store' ORDER BY 1").fetchall()]

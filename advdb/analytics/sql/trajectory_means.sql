@@ -1,13 +1,16 @@
 -- Mean trajectory per run and iteration: softmax and logit of the initial and target class,
 -- the added perturbation (step) and the gradient size. Feeds Figs. 1–4.
+-- `iteration_sums` holds per (run, iteration) counts and sums of the trajectory columns,
+-- kept up to date with the store (equivalent to averaging `trajectory` grouped by
+-- run_id, iteration — which is what it computes when the columnar copy is off).
 -- Parameters: $runs (list of run ids).
-SELECT t.run_id, t.iteration,
-       count(*) AS images,
-       avg(t.p_init) AS p_init, avg(t.p_target) AS p_target,
-       avg(t.z_init) AS z_init, avg(t.z_target) AS z_target,
-       avg(t.step_l2) AS step_l2, avg(t.grad_l2) AS grad_l2,
-       avg(t.l2) AS l2
-FROM trajectory t
-WHERE list_contains($runs, t.run_id)
-GROUP BY t.run_id, t.iteration
-ORDER BY t.run_id, t.iteration;
+SELECT run_id, iteration,
+       sum(n) AS images,
+       sum(sum_p_init) / sum(n) AS p_init, sum(sum_p_target) / sum(n) AS p_target,
+       sum(sum_z_init) / sum(n) AS z_init, sum(sum_z_target) / sum(n) AS z_target,
+       sum(sum_step_l2) / sum(n) AS step_l2, sum(sum_grad_l2) / sum(n) AS grad_l2,
+       sum(sum_l2) / sum(n) AS l2
+FROM iteration_sums
+WHERE list_contains($runs, run_id)
+GROUP BY run_id, iteration
+ORDER BY run_id, iteration;
