@@ -17,6 +17,11 @@ class Finding:
     agrees: bool | None  # None: no data to tell
 
 
+def _num(v: float | None) -> float:
+    """A mean over no image (nothing reached the target) counts as infinitely slow/large."""
+    return float("inf") if v is None else float(v)
+
+
 def _fmt(d: dict[str, float], digits: int = 1) -> str:
     return ", ".join(f"{k} {v:.{digits}f}" for k, v in d.items())
 
@@ -31,8 +36,8 @@ def measure_findings(session: QuerySession, selection: RunSelection | None = Non
 
     # 1. equal perturbation: ce fewest iterations and least perturbation; ce-sign most iterations
     if len(ep) == 4:
-        its = {k: v["iterations"] for k, v in ep.items()}
-        l2 = {k: v["success_l2"] for k, v in ep.items()}
+        its = {k: _num(v["iterations"]) for k, v in ep.items()}
+        l2 = {k: _num(v["success_l2"]) for k, v in ep.items()}
         ok = min(its, key=its.get) == "ce" and max(its, key=its.get) == "ce-sign" and min(l2, key=l2.get) == "ce"
         out.append(Finding(1, "Equal perturbation: CE needs the fewest iterations and the least perturbation; CE-sign the most iterations",
                            f"mean iterations: {_fmt(its)}; mean L2 at success: {_fmt(l2, 2)}", ok))
@@ -41,7 +46,7 @@ def measure_findings(session: QuerySession, selection: RunSelection | None = Non
 
     # 2. ce / ce-sign stall in S3 (z_t plateaus); logit / m-logit keep raising z_t
     if len(ep) == 4:
-        gain = {k: v["z_t_end"] - v["z_t_late"] for k, v in ep.items()}
+        gain = {k: _num(v["z_t_end"]) - _num(v["z_t_late"]) for k, v in ep.items()}
         ok = gain["logit"] > max(gain["ce"], gain["ce-sign"]) and gain["m-logit"] >= 0
         out.append(Finding(2, "CE and CE-sign stall once confident (z_t plateaus); the logit sources keep raising z_t",
                            f"z_t gain over the last 20% of iterations (equal perturbation): {_fmt(gain, 2)}", ok))
@@ -59,11 +64,10 @@ def measure_findings(session: QuerySession, selection: RunSelection | None = Non
 
     # 4. m-logit needs more iterations than logit but less perturbation
     if "logit" in ep and "m-logit" in ep:
-        a, b = ep["m-logit"], ep["logit"]
-        ok = a["iterations"] > b["iterations"] and a["success_l2"] < b["success_l2"]
+        (ai, al), (bi, bl) = ((_num(r["iterations"]), _num(r["success_l2"])) for r in (ep["m-logit"], ep["logit"]))
+        ok = ai > bi and al < bl
         out.append(Finding(4, "M-logit needs more iterations than logit (95 vs 80 in the paper) but less perturbation",
-                           f"iterations m-logit {a['iterations']:.1f} vs logit {b['iterations']:.1f}; "
-                           f"L2 at success m-logit {a['success_l2']:.2f} vs logit {b['success_l2']:.2f}", ok))
+                           f"iterations m-logit {ai:.1f} vs logit {bi:.1f}; L2 at success m-logit {al:.2f} vs logit {bl:.2f}", ok))
     else:
         out.append(Finding(4, "M-logit slower than logit but smaller", "needs the logit and m-logit runs", None))
 

@@ -470,6 +470,67 @@ def retrain(
                                            [(g, n, f"{a:.1%}", e) for g, n, a, e in results], title=f"detector run {run_id}"))
 
 
+# --- the whole study -------------------------------------------------------------------------
+
+
+class PresetName(str, Enum):
+    digits = "digits"
+    imagenet = "imagenet"
+
+
+@command(app, "reproduce")
+def reproduce(
+    preset: PresetName = typer.Option(PresetName.digits, "--preset", help="digits (embedded default, CPU, minutes) or imagenet (ResNet-50, GPU)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the reports [default: reports/ beside the store]."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ImageNet validation folder (imagenet preset)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="ResNet-50 weights file (imagenet preset)."),
+    with_torchvision_detectors: bool = typer.Option(False, "--with-torchvision-detectors", help="Also train ResNet-18 detectors (digits preset)."),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Run the whole paper: the sources in both modes, the full attacks, detectors, circles, every report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from advdb.analytics.findings import measure_findings
+    from advdb.analytics.query import QuerySession
+    from advdb.analytics.reports import REPORTS, build, default_out_dir, write_report
+    from advdb.analytics.selection import MissingDataError
+    from advdb.reproduce import run_study
+
+    bar = Progress(TextColumn("[bold]reproduce[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                   TimeElapsedColumn(), console=render.err_console, disable=not render.err_console.is_terminal)
+
+    class _Steps:
+        task = None
+
+        def step(self, *, index: int, total: int, label: str, state: str) -> None:
+            if self.task is None:
+                self.task = bar.add_task(label, total=total)
+            bar.update(self.task, completed=index, description=f"{label} ({state})")
+            if state != "start" and not render.err_console.is_terminal:
+                render.err_console.print(f"[{index}/{total}] {label}: {state}")
+
+    with bar, _store() as store:
+        result = run_study(store, preset.value, progress=_Steps(), device=device, data_dir=data_dir, weights=weights,
+                           with_torchvision_detectors=with_torchvision_detectors, seed=seed)
+        location = store.location
+    out_dir = out or default_out_dir(location)
+    written = []
+    with QuerySession(location) as session:
+        for n in REPORTS:
+            try:
+                written += write_report(build(session, n), n, out_dir)
+            except MissingDataError as exc:
+                render.err_console.print(f"skipped {n}: {exc}")
+        findings = measure_findings(session)
+    render.console.print(f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s; "
+                         f"{len(written)} report files in {out_dir}")
+    verdict = {True: "agrees", False: "differs", None: "no data"}
+    render.console.print(render.rich_table(["#", "finding (paper)", "measured in this store", "verdict"],
+                                           [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
+                                           title="The paper's findings"))
+
+
 # --- the 2-D experiment -------------------------------------------------------------------
 
 

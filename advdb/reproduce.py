@@ -1,0 +1,155 @@
+"""The whole study in one call: every attack, detector and experiment of the paper, then
+every report and the six findings. Work already in the store is skipped (finished) or
+resumed (interrupted or failed): running it again continues and never duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from advdb.attacks.sources import LOSSES
+from advdb.circles import CirclesSpec, run_circles
+from advdb.detectors import DetectorSpec, resume_detector, train_detector
+from advdb.errors import ConfigError, ConflictError
+from advdb.runner import AttackSpec, resume_attack, run_attack
+from advdb.store.engine import Store
+from advdb.store.runs import is_live, list_runs
+
+MODES = ("equal-multiplier", "equal-perturbation")
+
+
+class StepProgress(Protocol):
+    def step(self, *, index: int, total: int, label: str, state: str) -> None: ...
+
+
+@dataclass
+class Step:
+    """One unit of the study: what it is, how to find it in the store, how to run or resume it."""
+
+    label: str
+    kind: str
+    config: Callable[[], dict[str, Any]]  # the run config it must match (resolved lazily: detectors need source ids)
+    run: Callable[[], int]
+    resume: Callable[[int], int] | None = None
+
+
+@dataclass
+class Preset:
+    n: int
+    iterations: int
+    batch_size: int
+    full_attack_n: int
+    detector_epochs: int
+    model: str = "digits-cnn"
+    weights: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    detector_archs: list[str] = field(default_factory=lambda: ["small-cnn"])
+    detector_image_size: int | None = None
+    circles: bool = True
+    circles_n: int = 200
+    circles_iterations: int = 100
+    workers: int = 0
+
+
+PRESETS = {
+    # the embedded default: the whole study in minutes on a 2-core CPU
+    "digits": Preset(n=500, iterations=300, batch_size=250, full_attack_n=200, detector_epochs=15),
+    # the paper's configuration: ResNet-50 on the ImageNet validation set, on a GPU
+    "imagenet": Preset(n=50_000, iterations=500, batch_size=250, full_attack_n=1_000, detector_epochs=30, model="resnet50",
+                       dataset="imagefolder", detector_archs=["alexnet", "resnet18", "vgg16", "resnet34", "resnet152"],
+                       detector_image_size=224, circles=True, workers=8),
+}
+
+
+def _find(store: Store, kind: str, config: dict[str, Any]) -> tuple[int, str] | None:
+    """The newest run of ``kind`` whose stored configuration matches ``config`` (status included)."""
+    for run in list_runs(store, kind=kind):
+        stored = {k: v for k, v in run.config.items() if k != "resolved"}
+        if all(stored.get(k) == v for k, v in config.items()):
+            return run.run_id, ("live" if is_live(store, run) else run.status)
+    return None
+
+
+@dataclass
+class StudyResult:
+    runs: dict[str, int]
+    skipped: list[str]
+    seconds: float
+
+
+def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir: str | None = None,
+               weights: str | None = None, with_torchvision_detectors: bool = False, seed: int = 0) -> tuple[list[Step], dict[str, int]]:
+    if preset_name not in PRESETS:
+        raise ConfigError(f"unknown preset {preset_name!r}: choose {', '.join(PRESETS)}")
+    p = PRESETS[preset_name]
+    if preset_name == "imagenet" and not (data_dir and weights):
+        raise ConfigError("--preset imagenet needs --data-dir (ImageNet validation, ROOT/<synset>/<image>) and --weights (resnet50 state dict)")
+    archs = list(p.detector_archs) + (["resnet18"] if with_torchvision_detectors and "resnet18" not in p.detector_archs else [])
+    ids: dict[str, int] = {}
+    steps: list[Step] = []
+
+    def attack_step(key: str, spec: AttackSpec) -> None:
+        cfg = spec.to_config()
+
+        def run() -> int:
+            return run_attack(store, spec)
+
+        steps.append(Step(key, "attack", lambda: cfg, run, lambda r: resume_attack(store, r)))
+
+    common = dict(model=p.model, weights=weights or p.weights, dataset=p.dataset, data_dir=data_dir or p.data_dir,
+                  batch_size=p.batch_size, device=device, seed=seed)
+    for mode in MODES:
+        for loss in LOSSES:
+            attack_step(f"{loss} {mode}", AttackSpec(params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n, **common))
+    for attack in ("ifgs", "cw", "lbfgs"):
+        params = {"iterations": p.iterations} if attack == "ifgs" else {}
+        attack_step(attack, AttackSpec(attack=attack, params=params, n=p.full_attack_n, **common))
+
+    def detector_step(label: str, arch: str, sources: Callable[[], list[int]]) -> None:
+        def spec() -> DetectorSpec:
+            return DetectorSpec(arch=arch, sources=sources(), epochs=p.detector_epochs, image_size=p.detector_image_size if arch != "small-cnn" else None,
+                                device=device, seed=seed, workers=p.workers)
+
+        steps.append(Step(label, "detector", lambda: spec().to_config(), lambda: train_detector(store, spec()),
+                          lambda r: resume_detector(store, r)))
+
+    eq_pert = [f"{loss} equal-perturbation" for loss in LOSSES]
+    for arch in archs:
+        for key in eq_pert:
+            detector_step(f"detector {arch} {key.split()[0]}", arch, lambda key=key: [ids[key]])
+        detector_step(f"detector {arch} all sources", arch, lambda: [ids[k] for k in eq_pert])
+    if p.circles:
+        cspec = CirclesSpec(n=p.circles_n, iterations=p.circles_iterations, device=device, seed=seed)
+        cfg = {k: v for k, v in cspec.__dict__.items()}
+        steps.append(Step("circles", "circles", lambda: cfg, lambda: run_circles(store, cspec)))
+    return steps, ids
+
+
+def run_study(store: Store, preset_name: str = "digits", *, progress: StepProgress | None = None, **options: Any) -> StudyResult:
+    """Run (or continue) the whole study; reports are made by the caller (``advdb report all``)."""
+    t0 = time.perf_counter()
+    steps, ids = plan_study(store, preset_name, **options)
+    skipped: list[str] = []
+    for i, step in enumerate(steps):
+        found = _find(store, step.kind, step.config())
+        if progress:
+            progress.step(index=i, total=len(steps), label=step.label, state="start")
+        if found and found[1] == "live":
+            raise ConflictError(f"{step.label}: run {found[0]} is being worked on by another process; wait for it or stop it")
+        if found and found[1] == "finished":
+            ids[step.label] = found[0]
+            skipped.append(step.label)
+            state = "skipped"
+        elif found and found[1] in ("interrupted", "failed", "running") and step.resume is not None:
+            ids[step.label] = step.resume(found[0])
+            state = "resumed"
+        else:
+            ids[step.label] = step.run()
+            state = "done"
+        if progress:
+            progress.step(index=i + 1, total=len(steps), label=step.label, state=state)
+    return StudyResult(runs=ids, skipped=skipped, seconds=time.perf_counter() - t0)
+
