@@ -543,7 +543,7 @@ def circles(
     seed: int = typer.Option(0, "--seed", help="Seed of point selection."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
-    """The 2-D experiment (Fig. 6): circles, a small ReLU net, the four sources, gradient maps."""
+    """The 2-D circles experiment: two rings, a small ReLU net, the four sources and their gradient maps (figure 6)."""
     from advdb.circles import CirclesSpec, run_circles
 
     with _store() as store:
