@@ -5,7 +5,7 @@
 -- run_id, iteration — which is what it computes when the columnar copy is off).
 -- Parameters: $runs (list of run ids).
 SELECT run_id, iteration,
-       sum(n) AS images,
+       sum(n)::BIGINT AS images,
        sum(sum_p_init) / sum(n) AS p_init, sum(sum_p_target) / sum(n) AS p_target,
        sum(sum_z_init) / sum(n) AS z_init, sum(sum_z_target) / sum(n) AS z_target,
        sum(sum_step_l2) / sum(n) AS step_l2, sum(sum_grad_l2) / sum(n) AS grad_l2,
