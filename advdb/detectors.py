@@ -29,13 +29,13 @@ from torch import nn
 
 from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
-from advdb.errors import ConfigError, ConflictError, DataError, InterruptedRun, NotFoundError
+from advdb.errors import ConfigError, DataError, InterruptedRun, NotFoundError
 from advdb.models.digits_cnn import digits_cnn
 from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, _torchvision_cache_file, _unwrap_state_dict
 from advdb.runner import resolve_device
 from advdb.store.engine import Store
 from advdb.store.models import Artifact, Dataset, DetectorEpoch, DetectorResult, Image, Run
-from advdb.store.runs import create_run, get_run, is_live, set_status
+from advdb.store.runs import create_run, get_run, resumable_run, set_status
 
 SMALL_ARCH = "small-cnn"
 OPTIMIZERS = ("adam", "sgd")
@@ -417,13 +417,7 @@ def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress 
 
 def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None = None) -> int:
     """Continue a detector run from its last finished epoch."""
-    run = get_run(store, run_id)
-    if run.kind != "detector":
-        raise ConflictError(f"run {run_id} is a {run.kind} run, not a detector")
-    if run.status == "finished":
-        raise ConflictError(f"run {run_id} is already finished: nothing to resume")
-    if is_live(store, run):
-        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host})")
+    run = resumable_run(store, run_id, "detector")
     cfg = {k: v for k, v in run.config.items() if k != "setting"}
     spec = DetectorSpec(**cfg)
     spec.validate()

@@ -29,7 +29,7 @@ from advdb.store.catalogue import get_classifier, register_classifier, register_
 from advdb.store.engine import Store
 from advdb.store.ingest import BatchRecord
 from advdb.store.models import Batch, Run, RunImage
-from advdb.store.runs import create_run, get_run, is_live, set_status
+from advdb.store.runs import create_run, resumable_run, set_status
 from advdb.store.writer import ArtifactPayload, BackgroundWriter
 
 TARGET_MODES = ("random", "least-likely")
@@ -378,13 +378,7 @@ def _run_new(store: Store, spec: AttackSpec, attack: Attack, device: torch.devic
 
 def resume_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None) -> int:
     """Finish an interrupted or failed attack run: attack exactly the batches not yet committed."""
-    run: Run = get_run(store, run_id)
-    if run.kind != "attack":
-        raise ConflictError(f"run {run_id} is a {run.kind} run, not an attack")
-    if run.status == "finished":
-        raise ConflictError(f"run {run_id} is already finished: nothing to resume")
-    if is_live(store, run):
-        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it before resuming")
+    run: Run = resumable_run(store, run_id, "attack")
     spec = AttackSpec.from_config(run.config)
     if device is not None:
         spec.device = device

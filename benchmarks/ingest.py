@@ -43,18 +43,20 @@ def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator
 
 
 def bench(url: str, batches: int, n_img: int, T: int) -> float:
-    store = open_store(url)
-    run = create_run(store, kind="attack", config={"benchmark": "ingest"}, name="bench-ingest")
+    with open_store(url) as store:
+        run = create_run(store, kind="attack", config={"benchmark": "ingest"}, name="bench-ingest")
+        location = store.location
+    # SQLAlchemy's connections are closed now: DuckDB's SQLite must not share the file with them in one process
     rng = np.random.default_rng(0)
     data = [make_batch(run.run_id, b, n_img, T, rng) for b in range(batches)]
     rows = sum(d.n_rows for d in data)
-    with Ingestor(store.location) as ing:
+    with Ingestor(location) as ing:
         t0 = time.perf_counter()
         for d in data:
             ing.commit(d)
         dt = time.perf_counter() - t0
-    delete_run(store, run.run_id)
-    store.close()
+    with open_store(url) as store:
+        delete_run(store, run.run_id)
     return rows / dt
 
 

@@ -58,14 +58,19 @@ def _unified(**params: Any) -> Attack:
     )
 
 
+def _register_full_attacks() -> None:
+    """Import the module that registers ifgs, cw and lbfgs (it imports this one, so lazily)."""
+    import importlib
+
+    importlib.import_module("advdb.attacks.full")
+
+
 def create_attack(name: str, **params: Any) -> Attack:
     """Create an attack by name with keyword-only hyperparameters (validated here)."""
-    import advdb.attacks.full  # noqa: F401 - registers ifgs, cw, lbfgs
-
+    _register_full_attacks()
     return ATTACKS.get(name)(**params)
 
 
 def list_attacks() -> dict[str, str]:
-    import advdb.attacks.full  # noqa: F401
-
+    _register_full_attacks()
     return ATTACKS.describe()

@@ -98,7 +98,10 @@ class BatchRecord:
 class Ingestor:
     """A DuckDB connection with the store attached read-write, for bulk commits.
 
-    Not thread-safe; use one per writer thread.
+    On SQLite, never use it in a process that holds SQLAlchemy (Python ``sqlite3``)
+    connections to the same file at the same time: the two SQLite libraries' POSIX locks
+    interfere and the file can be corrupted. :class:`advdb.store.writer.BackgroundWriter`
+    runs it in its own process; that is what the attack runner uses.
     """
 
     def __init__(self, location: StoreLocation) -> None:

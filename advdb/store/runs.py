@@ -131,6 +131,18 @@ def is_live(store: Store, run: Run, *, stale_after_s: float = 900.0) -> bool:
     return last is not None and (utcnow() - last).total_seconds() < stale_after_s
 
 
+def resumable_run(store: Store, run_id: int, kind: str) -> Run:
+    """The run ``run_id`` if it is a ``kind`` run that can be resumed, else a clear error."""
+    run = get_run(store, run_id)
+    if run.kind != kind:
+        raise ConflictError(f"run {run_id} is a {run.kind} run, not a {kind} run")
+    if run.status == "finished":
+        raise ConflictError(f"run {run_id} is already finished: nothing to resume")
+    if is_live(store, run):
+        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it before resuming")
+    return run
+
+
 @dataclass
 class RunCounts:
     batches: int
