@@ -18,7 +18,7 @@ from advdb.analytics import run_sql
 from advdb.errors import ConfigError, DataError, InterruptedRun
 from advdb.runner import AttackSpec, resume_attack, run_attack
 from advdb.store import open_store
-from advdb.store.runs import get_run, run_counts
+from advdb.store.runs import get_run, list_runs, run_counts
 
 T = 12
 
@@ -98,7 +98,7 @@ def test_interrupt_then_resume_gives_exactly_the_rows(store_url: str) -> None:
     with open_store(store_url) as store:
         with pytest.raises(InterruptedRun, match="--resume"):
             run_attack(store, spec(n=32), progress=StopAfter(2))
-        run_id = max(r["run_id"] for r in q(store_url, "SELECT run_id FROM runs"))
+        run_id = max(r.run_id for r in list_runs(store))
         assert get_run(store, run_id).status == "interrupted"
         partial = run_counts(store, run_id)
         assert 2 <= partial.batches < 4 and partial.trajectory_rows == partial.batches * 8 * (T + 1)
