@@ -18,14 +18,15 @@ import time
 import numpy as np
 
 from advdb.store import open_store
+from advdb.store.catalogue import register_dataset
 from advdb.store.ingest import SAMPLE_COLUMNS, BatchRecord, Ingestor
 from advdb.store.models import TRAJECTORY_COLUMNS
 from advdb.store.runs import create_run, delete_run
 
 
-def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator) -> BatchRecord:
+def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator, image_ids: np.ndarray) -> BatchRecord:
     n = n_img * (T + 1)
-    ids = np.arange(b * n_img, (b + 1) * n_img, dtype=np.int32)
+    ids = image_ids[b * n_img : (b + 1) * n_img].astype(np.int32)
     traj: dict[str, np.ndarray] = {
         "image_id": np.repeat(ids, T + 1),
         "iteration": np.tile(np.arange(T + 1, dtype=np.int32), n_img),
@@ -44,11 +45,13 @@ def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator
 
 def bench(url: str, batches: int, n_img: int, T: int) -> float:
     with open_store(url) as store:
+        _, image_ids = register_dataset(store, name="bench-ingest", kind="synthetic", fingerprint=f"bench-ingest-{batches * n_img}",
+                                        labels=np.zeros(batches * n_img, np.int64), image_shape=[3, 224, 224], n_classes=1000, synthetic=True)
         run = create_run(store, kind="attack", config={"benchmark": "ingest"}, name="bench-ingest")
         location = store.location
     # SQLAlchemy's connections are closed now: DuckDB's SQLite must not share the file with them in one process
     rng = np.random.default_rng(0)
-    data = [make_batch(run.run_id, b, n_img, T, rng) for b in range(batches)]
+    data = [make_batch(run.run_id, b, n_img, T, rng, image_ids) for b in range(batches)]
     rows = sum(d.n_rows for d in data)
     with Ingestor(location) as ing:
         t0 = time.perf_counter()
