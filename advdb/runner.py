@@ -9,7 +9,6 @@ attacks exactly the batches that were not committed.
 
 from __future__ import annotations
 
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -407,6 +406,3 @@ def resume_attack(store: Store, run_id: int, *, progress: Progress | None = None
     execution = _Execution(store, run_id, spec, attack, ds, clf, dev, plan, arr[:, 0], progress)
     return _execute(store, BackgroundWriter(store.location), execution, started, prior_seconds=run.wall_seconds or 0.0)
 
-
-def host() -> str:
-    return socket.gethostname()
