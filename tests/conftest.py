@@ -82,3 +82,16 @@ def cli(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+def digits_batch(n: int, target_shift: int):  # noqa: ANN201
+    """The digits CNN and ``n`` held-out digits with targets ``(y + target_shift) % 10``."""
+    import torch
+
+    from advdb.data import create_dataset
+    from advdb.models import create_classifier
+
+    clf = create_classifier("digits-cnn")
+    ds = create_dataset("digits")
+    y = torch.as_tensor(ds.labels[:n])
+    return clf, ds.load(range(n)), y, (y + target_shift) % 10

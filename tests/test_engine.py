@@ -12,20 +12,15 @@ from advdb.attacks.engine import UnifiedConfig, default_tau, run_unified
 from advdb.attacks.sources import LOSSES, perturbation, source_loss
 from advdb.attacks.stats import COL
 from advdb.attacks.summary import first_success, summarise
-from advdb.data import create_dataset
 from advdb.errors import ConfigError
-from advdb.models import create_classifier
+from conftest import digits_batch
 
 
 @pytest.fixture(scope="module")
 def digits():  # noqa: ANN201
-    clf = create_classifier("digits-cnn")
-    ds = create_dataset("digits")
-    x = ds.load(range(16))
-    y = torch.as_tensor(ds.labels[:16])
+    clf, x, y, t = digits_batch(16, 3)
     with torch.no_grad():
         assert (clf.module(x).argmax(1) == y).float().mean() > 0.9
-    t = (y + 3) % 10
     return clf, x, y, t
 
 

@@ -11,20 +11,15 @@ import torch
 from advdb.analytics import run_sql
 from advdb.attacks.full import CWConfig, LBFGSConfig, _next_c, run_cw, run_lbfgs
 from advdb.attacks.registry import create_attack
-from advdb.data import create_dataset
 from advdb.errors import ConfigError
-from advdb.models import create_classifier
+from conftest import digits_batch
 from advdb.runner import AttackSpec, run_attack
 from advdb.store import open_store
 
 
 @pytest.fixture(scope="module")
 def digits():  # noqa: ANN201
-    clf = create_classifier("digits-cnn")
-    ds = create_dataset("digits")
-    x = ds.load(range(24))
-    y = torch.as_tensor(ds.labels[:24])
-    return clf, x, y, (y + 5) % 10
+    return digits_batch(24, 5)
 
 
 class Counting(torch.nn.Module):

@@ -308,36 +308,34 @@ def fig5(ctx: Context) -> ReportOutput:
 ARCH_ORDER = ["alexnet", "resnet18", "vgg16", "resnet34", "resnet152"]
 
 
-def _arch_columns(archs: set[str]) -> list[str]:
-    return [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
+GROUP_NAMES = {**LABELS, "adversarial": "Adversarial examples", "genuine": "Genuine images", "overall": "Overall accuracy"}
+
+
+def _accuracy_pivot(rows: list[dict], row_key: str, tail: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
+    """Rows (attack or group, in the paper's order) × detector architectures, accuracy in each cell."""
+    archs = {r["arch"] for r in rows}
+    columns = [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
+    cells = {(r[row_key], r["arch"]): r["accuracy"] for r in rows}
+    present = {k[0] for k in cells}
+    order = [g for g in (*SOURCES, "ifgs", "cw", "lbfgs", *tail) if g in present]
+    table = [[GROUP_NAMES.get(g, g)] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in columns] for g in order]
+    return ["Attack", *columns], table
 
 
 @report("table2", "Table II: detector accuracy, genuine vs one source's adversarial images", "table")
 def table2(ctx: Context) -> ReportOutput:
     data = ctx.query("table2")
-    rows = data.to_pylist()
-    if not rows:
+    if not data.num_rows:
         raise MissingDataError("table2 needs single-source detector runs: run `advdb retrain --arch ARCH --sources RUN` for each source")
-    archs = _arch_columns({r["arch"] for r in rows})
-    cells = {(r["source"], r["arch"]): r["accuracy"] for r in rows}
-    sources = [s for s in [*SOURCES, "ifgs", "cw", "lbfgs"] if any(k[0] == s for k in cells)]
-    table = [[LABELS.get(s, s)] + [f"{cells[(s, a)]:.1%}" if (s, a) in cells else "–" for a in archs] for s in sources]
-    return ReportOutput({"table2": data}, (["Attack", *archs], table))
+    return ReportOutput({"table2": data}, _accuracy_pivot(data.to_pylist(), "source"))
 
 
 @report("table3", "Table III: detector accuracy when trained on every source at once", "table")
 def table3(ctx: Context) -> ReportOutput:
     data = ctx.query("table3")
-    rows = data.to_pylist()
-    if not rows:
+    if not data.num_rows:
         raise MissingDataError("table3 needs an all-sources detector run: run `advdb retrain --arch ARCH --sources RUN,RUN,…`")
-    archs = _arch_columns({r["arch"] for r in rows})
-    cells = {(r["group"], r["arch"]): r["accuracy"] for r in rows}
-    order = [g for g in [*SOURCES, "ifgs", "cw", "lbfgs"] if any(k[0] == g for k in cells)] + ["adversarial", "genuine", "overall"]
-    names = {"adversarial": "Adversarial examples", "genuine": "Genuine images", "overall": "Overall accuracy"}
-    table = [[names.get(g, LABELS.get(g, g))] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in archs]
-             for g in order if any(k[0] == g for k in cells)]
-    return ReportOutput({"table3": data}, (["Attack", *archs], table))
+    return ReportOutput({"table3": data}, _accuracy_pivot(data.to_pylist(), "group", ("adversarial", "genuine", "overall")))
 
 
 @report("fig6", "Fig. 6: the 2-D circles experiment — size of each source's perturbation over the plane (white: decision boundary)", "figure")
