@@ -367,10 +367,6 @@ def fig6(ctx: Context) -> ReportOutput:
 # --- API -------------------------------------------------------------------------------------------
 
 
-def list_reports() -> dict[str, str]:
-    return {name: r.title for name, r in REPORTS.items()}
-
-
 def get_report(name: str) -> Report:
     if name not in REPORTS:
         raise ConfigError(f"unknown report {name!r}: choose one of {', '.join(REPORTS)} or all")

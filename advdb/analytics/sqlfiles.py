@@ -13,6 +13,3 @@ def sql_text(name: str) -> str:
     """The text of ``sql/<name>.sql``."""
     return (SQL_DIR / f"{name}.sql").read_text()
 
-
-def sql_files() -> list[Path]:
-    return sorted(SQL_DIR.glob("*.sql"))

@@ -7,7 +7,7 @@ the full attacks ``ifgs``, ``cw`` and ``lbfgs`` are registered by their modules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -15,10 +15,6 @@ from torch import nn
 from advdb.attacks.engine import BatchOutcome, UnifiedConfig, run_unified
 from advdb.errors import ConfigError
 from advdb.registry import Registry
-
-
-class AttackConfig(Protocol):
-    def to_dict(self) -> dict: ...
 
 
 @dataclass

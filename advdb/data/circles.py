@@ -23,10 +23,6 @@ def to_pixels(points: np.ndarray) -> np.ndarray:
     return (points + PLANE_RADIUS) / (2 * PLANE_RADIUS)
 
 
-def to_plane(pixels: np.ndarray) -> np.ndarray:
-    return pixels * (2 * PLANE_RADIUS) - PLANE_RADIUS
-
-
 class Circles(ImageDataset):
     kind = "circles"
 

@@ -17,7 +17,7 @@ import numpy as np
 from advdb.data.base import ImageDataset
 from advdb.errors import DataError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".jpeg"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
 class ImageFolder(ImageDataset):

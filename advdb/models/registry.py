@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from advdb.errors import ConfigError, DataError
 from advdb.artifacts import sha256_of as sha256_file
@@ -165,6 +164,3 @@ def list_classifiers() -> dict[str, str]:
         out[arch] = "torchvision architecture (weights from --weights FILE or torchvision's cache)"
     return out
 
-
-def module_parameters_frozen(module: nn.Module) -> bool:
-    return not any(p.requires_grad for p in module.parameters())

@@ -10,10 +10,9 @@ batch twice fails at its primary key before any trajectory row is written, and
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import duckdb
 import numpy as np
@@ -83,7 +82,6 @@ class BatchRecord:
     samples: Mapping[str, ArrayLike]
     artifacts: Mapping[str, ArrayLike] | None = None
     attack_seconds: float = 0.0
-    model_seconds: float | None = None
     committed_at: dt.datetime = field(default_factory=utcnow)
 
     @property
@@ -107,7 +105,6 @@ class Ingestor:
     def __init__(self, location: StoreLocation) -> None:
         self.location = location
         self.con: duckdb.DuckDBPyConnection = open_duck(location, read_only=False)
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self.con.close()
@@ -157,11 +154,10 @@ class Ingestor:
     def insert(self, table: str, columns: Mapping[str, ArrayLike], *, run_id: int | None = None) -> int:
         """Insert column arrays into ``table`` in one transaction; returns the row count."""
         data = arrow_table(columns, run_id=run_id)
-        with self._lock:
-            try:
-                self._transaction(lambda: self._insert(table, data))
-            except duckdb.Error as exc:
-                raise StoreError(f"bulk insert into {table} failed: {str(exc).splitlines()[0]}") from None
+        try:
+            self._transaction(lambda: self._insert(table, data))
+        except duckdb.Error as exc:
+            raise StoreError(f"bulk insert into {table} failed: {str(exc).splitlines()[0]}") from None
         return data.num_rows
 
     def batch_committed(self, run_id: int, batch_index: int) -> bool:
@@ -185,28 +181,23 @@ class Ingestor:
 
         def body() -> None:
             self.con.execute(
-                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, attack_seconds, model_seconds, committed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, attack_seconds, committed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [batch.run_id, batch.batch_index, batch.n_images, batch.n_rows,
-                 float(batch.attack_seconds), batch.model_seconds, batch.committed_at],
+                 float(batch.attack_seconds), batch.committed_at],
             )
             self._insert("trajectory", traj)
             self._insert("samples", samples)
             if arts is not None and arts.num_rows:
                 self._insert("artifacts", arts)
 
-        with self._lock:
-            try:
-                self._transaction(body)
-            except duckdb.Error as exc:
-                if self.batch_committed(batch.run_id, batch.batch_index):
-                    return False
-                raise StoreError(
-                    f"committing batch {batch.batch_index} of run {batch.run_id} failed: {str(exc).splitlines()[0]}"
-                ) from None
+        try:
+            self._transaction(body)
+        except duckdb.Error as exc:
+            if self.batch_committed(batch.run_id, batch.batch_index):
+                return False
+            raise StoreError(
+                f"committing batch {batch.batch_index} of run {batch.run_id} failed: {str(exc).splitlines()[0]}"
+            ) from None
         return True
 
-
-def committed_batches(con: duckdb.DuckDBPyConnection, run_id: int) -> Sequence[int]:
-    """Indices of the batches of ``run_id`` already committed."""
-    return [r[0] for r in con.execute("SELECT batch_index FROM store.batches WHERE run_id = ? ORDER BY 1", [run_id]).fetchall()]

@@ -159,7 +159,6 @@ class Batch(Base):
     n_images: Mapped[int] = mapped_column(Integer)
     n_rows: Mapped[int] = mapped_column(Integer)
     attack_seconds: Mapped[float] = mapped_column(Float)
-    model_seconds: Mapped[Optional[float]] = mapped_column(Float)
     committed_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 

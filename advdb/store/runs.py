@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
@@ -191,6 +191,3 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
         shutil.rmtree(run_dir)
     return n + 1
 
-
-def runs_by_ids(store: Store, run_ids: Sequence[int]) -> list[Run]:
-    return [get_run(store, r) for r in run_ids]

@@ -37,7 +37,6 @@ def upgrade() -> None:
         sa.Column("n_images", sa.Integer(), nullable=False),
         sa.Column("n_rows", sa.Integer(), nullable=False),
         sa.Column("attack_seconds", sa.Float(), nullable=False),
-        sa.Column("model_seconds", sa.Float(), nullable=True),
         sa.Column("committed_at", sa.DateTime(), nullable=False),
     )
     op.create_table(
