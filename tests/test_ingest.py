@@ -57,7 +57,8 @@ def test_batch_commits_once(store_url: str) -> None:
             assert nulls == 4  # NaN arrives as NULL
             fsi = sorted(x for x in s.scalars(select(Sample.first_success_iter)) if x is not None)
             assert fsi == [2, 2, 5, 5]
-            t = s.get(Trajectory, (run.run_id, 1, 3))
+            t = s.scalars(select(Trajectory).where(Trajectory.run_id == run.run_id, Trajectory.image_id == 1,
+                                                   Trajectory.iteration == 3)).one()
             b0 = make_batch(run.run_id, 0)
             assert math.isclose(t.l2, float(b0.trajectory["l2"][3]), rel_tol=1e-6)
             assert s.get(Batch, (run.run_id, 0)).n_rows == 24
@@ -75,6 +76,8 @@ def test_failed_batch_leaves_nothing(store_url: str) -> None:
                 w.drain()
         counts = run_counts(store, run.run_id)
         assert (counts.batches, counts.samples, counts.trajectory_rows) == (0, 0, 0)
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(Trajectory)) == 0
         with BackgroundWriter(store.location) as w:  # and the batch can still be committed properly
             w.submit(make_batch(run.run_id, 0))
         assert run_counts(store, run.run_id).trajectory_rows == 24
@@ -112,3 +115,75 @@ def test_writer_reports_an_unreachable_store(tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(StoreError):
         w.insert("runs", {"run_id": [1]})
     w.stop()
+
+
+def test_each_batch_owns_a_range_of_row_ids(store_url: str) -> None:
+    with open_store(store_url) as store:
+        _images(store)
+        run = create_run(store, kind="attack", config={})
+        with BackgroundWriter(store.location) as w:
+            for b in (2, 0, 1):
+                w.submit(make_batch(run.run_id, b))
+        with store.session() as s:
+            batches = s.execute(select(Batch.batch_index, Batch.first_row, Batch.n_rows).order_by(Batch.first_row)).all()
+            for b, first, n in batches:
+                rows = s.execute(select(Trajectory.row_id, Trajectory.image_id, Trajectory.iteration)
+                                 .where(Trajectory.row_id.between(first, first + n - 1)).order_by(Trajectory.row_id)).all()
+                want = make_batch(run.run_id, b).trajectory
+                assert [r[0] for r in rows] == list(range(first, first + n))
+                assert [(r[1], r[2]) for r in rows] == list(zip(want["image_id"].tolist(), want["iteration"].tolist()))
+        assert [b for b, _, _ in batches] == [2, 0, 1]
+        delete_run(store, run.run_id)
+        with store.session() as s:
+            assert s.scalar(select(func.count()).select_from(Trajectory)) == 0
+
+
+def test_a_batch_repeating_an_image_iteration_pair_is_refused(store_url: str) -> None:
+    from advdb.store.ingest import check_trajectory_keys
+
+    with open_store(store_url) as store:
+        _images(store)
+        run = create_run(store, kind="attack", config={})
+        bad = make_batch(run.run_id, 0)
+        it = bad.trajectory["iteration"].copy()
+        it[7] = it[6]  # image 2 has iteration 0 twice
+        bad.trajectory = dict(bad.trajectory, iteration=it)
+        with pytest.raises(StoreError, match=r"repeat an \(image_id, iteration\) pair; nothing was written"):
+            with BackgroundWriter(store.location) as w:
+                w.submit(bad)
+                w.drain()
+        assert run_counts(store, run.run_id).batches == 0
+    ids = np.array([5, 5, 3, 3]), np.array([0, 1, 0, 1])
+    assert check_trajectory_keys(*ids, sample_ids=np.array([3, 5])) is None
+    assert check_trajectory_keys(np.array([5, 3, 5]), np.array([0, 0, 0]), sample_ids=np.array([3, 5])) is not None
+    assert check_trajectory_keys(np.array([5, 3, 5]), np.array([0, 0, 1]), sample_ids=np.array([3, 5])) is None
+    assert "not among the batch's samples" in check_trajectory_keys(*ids, sample_ids=np.array([5]))
+
+
+def test_two_writers_commit_side_by_side(store_url: str) -> None:
+    """Two writer processes commit interleaved batches of two runs: every batch lands once, row ranges stay disjoint."""
+    n_img, rows, n_batches = 8, 400, 6
+    with open_store(store_url) as store:
+        _images(store, n=2 * n_img * n_batches)
+        runs = [create_run(store, kind="attack", config={"writer": k}) for k in range(2)]
+        writers = [BackgroundWriter(store.location) for _ in runs]
+        try:
+            for b in range(n_batches):
+                for k, (run, w) in enumerate(zip(runs, writers)):
+                    batch = make_batch(run.run_id, b, n_img=n_img, rows=rows)
+                    offset = np.int32(k * n_img * n_batches)  # each run attacks its own images
+                    batch.trajectory = dict(batch.trajectory, image_id=batch.trajectory["image_id"] + offset)
+                    batch.samples = dict(batch.samples, image_id=batch.samples["image_id"] + offset)
+                    w.submit(batch)
+            for w in writers:
+                w.close()  # raises a writer's first error
+        finally:
+            for w in writers:
+                w.stop()
+        with store.session() as s:
+            ranges = s.execute(select(Batch.first_row, Batch.n_rows).order_by(Batch.first_row)).all()
+            total = s.scalar(select(func.count()).select_from(Trajectory))
+        for run in runs:
+            assert run_counts(store, run.run_id).trajectory_rows == n_batches * n_img * rows
+    assert len(ranges) == 2 * n_batches and total == 2 * n_batches * n_img * rows
+    assert all(a + n <= b for (a, n), (b, _) in zip(ranges, ranges[1:]))

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from advdb.errors import SchemaError
 from advdb.store import open_store
-from advdb.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from advdb.store.migrate import alembic_config, current_revision, head_revision, include_object_for, upgrade
 from advdb.store.models import Base
 
 
@@ -26,7 +26,8 @@ def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
 def test_models_and_migrations_agree(store_url: str) -> None:
     with open_store(store_url) as store:  # created at head on first use
         with store.engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False,
+                                                         "include_object": include_object_for(conn.dialect.name)})
             diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 
@@ -75,3 +76,72 @@ def test_foreign_database_is_refused(sqlite_url: str) -> None:
     con.close()
     with pytest.raises(SchemaError, match="no advdb schema"):
         open_store(sqlite_url)
+
+
+def _fill_revision_0003(store_url: str) -> tuple[int, list[int]]:
+    """A store at revision 0003 holding one attack run: 2 batches × 3 images × 4 iterations."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from advdb.store.catalogue import register_dataset
+    from advdb.store.runs import create_run
+
+    with open_store(store_url, check_schema=False) as store:
+        upgrade(store, "0003")
+        _, image_ids = register_dataset(store, name="m", kind="test", fingerprint="m", labels=np.zeros(6, np.int64),
+                                        image_shape=[1, 2, 2], n_classes=10)
+        run = create_run(store, kind="attack", config={})
+        stats = ", ".join(["0.5"] * 12)
+        with store.engine.begin() as conn:
+            for pos, image_id in enumerate(image_ids.tolist()):
+                b = pos // 3
+                conn.execute(text("INSERT INTO run_images VALUES (:r, :i, :p, :b, 0, 1)"), dict(r=run.run_id, i=image_id, p=pos, b=b))
+                for it in (3, 1, 2, 0):  # stored out of order: the migration numbers rows by (batch, image, iteration)
+                    conn.execute(text(f"INSERT INTO trajectory VALUES (:r, :i, :t, 0, :t, {stats})"),
+                                 dict(r=run.run_id, i=image_id, t=it))
+            for b in (1, 0):
+                conn.execute(text("INSERT INTO batches VALUES (:r, :b, 3, 12, 0.1, '2026-01-01 00:00:00')"), dict(r=run.run_id, b=b))
+    return run.run_id, image_ids.tolist()
+
+
+def test_upgrade_numbers_existing_trajectory_rows_batch_by_batch(store_url: str) -> None:
+    from sqlalchemy import text
+
+    run_id, image_ids = _fill_revision_0003(store_url)
+    with open_store(store_url, check_schema=False) as store:
+        upgrade(store)
+        with store.engine.connect() as conn:
+            batches = conn.execute(text("SELECT batch_index, first_row, n_rows FROM batches ORDER BY batch_index")).all()
+            rows = conn.execute(text("SELECT row_id, image_id, iteration FROM trajectory ORDER BY row_id")).all()
+    assert [tuple(b) for b in batches] == [(0, 1, 12), (1, 13, 12)]
+    assert [r[0] for r in rows] == list(range(1, 25))
+    assert [(r[1], r[2]) for r in rows] == [(i, t) for i in image_ids for t in range(4)]
+    # new batches continue after the migrated rows, and the columnar copy reads them by row id
+    from advdb.analytics.query import QuerySession
+    from advdb.store.ingest import Ingestor
+
+    with open_store(store_url) as store:
+        location = store.location
+    with Ingestor(location) as ing:
+        assert ing._first_row() > 24
+    with QuerySession(location) as q:
+        got = q.query("SELECT count(*) AS n, sum(iteration) AS s FROM trajectory WHERE run_id = ?".replace("?", str(run_id)))
+    assert got.to_pylist() == [{"n": 24, "s": 6 * 6}]
+
+
+def test_downgrade_keeps_trajectory_rows(store_url: str) -> None:
+    from sqlalchemy import text
+
+    _fill_revision_0003(store_url)
+    with open_store(store_url, check_schema=False) as store:
+        upgrade(store)
+        cfg = alembic_config(store)
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*), sum(iteration) FROM trajectory")).one() == (24, 36)
+            cols = {c["name"] for c in inspect(conn).get_columns("batches")}
+            assert "first_row" not in cols
+            pk = inspect(conn).get_pk_constraint("trajectory")["constrained_columns"]
+            assert pk == ["run_id", "image_id", "iteration"]

@@ -5,8 +5,8 @@ instead read a DuckDB file that holds the trajectory rows of every committed bat
 each query session it is refreshed from the store — the SQL store stays the source of
 truth and the copy is never stale:
 
-* batches committed since the last refresh are copied (one indexed query per run through
-  ``sqlite_query`` / ``postgres_query``, so only the new rows are read);
+* batches committed since the last refresh are copied (each batch's rows are a range of
+  ``row_id``, read through ``sqlite_query`` / ``postgres_query``: only the new rows are read);
 * runs that no longer exist in the store (deleted, or an id reused by a new run) are
   dropped from the copy.
 
@@ -26,6 +26,7 @@ import duckdb
 
 from advdb.config import StoreLocation, advdb_home
 from advdb.store.models import TRAJECTORY_COLUMNS
+from advdb.store.runs import merge_ranges
 
 ALIAS = "columnar"
 SCHEMA_VERSION = 2
@@ -98,12 +99,16 @@ def attach(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> bool:
 BULK_SHARE = 0.2  # copying more than this share of the store's rows: one parallel scan
 
 
-def _copy(con: duckdb.DuckDBPyConnection, location: StoreLocation, new: dict[tuple[int, str], list[int]], partial_runs: set[int]) -> int:
-    """Copy the trajectory rows of the ``new`` batches; returns the row count.
+RANGES_PER_QUERY = 100
+
+
+def _copy(con: duckdb.DuckDBPyConnection, location: StoreLocation, new: dict[tuple[int, str], list[int]],
+          ranges: list[tuple[int, int]]) -> int:
+    """Copy the trajectory rows of the ``new`` batches (whose row ids are ``ranges``); returns the row count.
 
     Many new rows (a first build): one parallel DuckDB scan of the store's table, semi-joined
-    with the new (run, image) pairs. A few new batches: one indexed query per run, so only
-    those rows are read.
+    with the new (run, image) pairs. A few new batches: their ``row_id`` ranges, read through
+    the store's own rowid (SQLite) or BRIN index (PostgreSQL).
     """
     cols = ", ".join(TRAJECTORY_COLUMNS)
     pairs = [(r, b) for (r, _), bs in new.items() for b in bs]
@@ -121,11 +126,8 @@ def _copy(con: duckdb.DuckDBPyConnection, location: StoreLocation, new: dict[tup
         con.execute(f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM store.trajectory t SEMI JOIN _new_pairs p USING (run_id, image_id)")
         return int(n_new)
     total = 0
-    for (run_id, _), batches in sorted(new.items()):
-        where = f"run_id = {int(run_id)}"
-        if run_id in partial_runs:
-            where += (f" AND image_id IN (SELECT image_id FROM run_images WHERE run_id = {int(run_id)} "
-                      f"AND batch_index IN ({', '.join(str(int(b)) for b in batches)}))")
+    for i in range(0, len(ranges), RANGES_PER_QUERY):
+        where = " OR ".join(f"row_id BETWEEN {int(a)} AND {int(b)}" for a, b in ranges[i : i + RANGES_PER_QUERY])
         src = _raw(location, f"SELECT {cols} FROM trajectory WHERE {where}")
         row = con.execute(f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM {src}").fetchone()
         total += int(row[0]) if row else 0
@@ -137,11 +139,11 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
     t0 = time.perf_counter()
     stats = RefreshStats()
     store_batches = con.execute(
-        "SELECT b.run_id, CAST(r.created_at AS VARCHAR) AS created, b.batch_index "
+        "SELECT b.run_id, CAST(r.created_at AS VARCHAR) AS created, b.batch_index, b.first_row, b.n_rows "
         "FROM store.batches b JOIN store.runs r USING (run_id)"
     ).fetchall()
     have = con.execute(f"SELECT run_id, run_created, batch_index FROM {ALIAS}.mirrored").fetchall()
-    store_runs = {(r, c) for r, c, _ in store_batches}
+    store_runs = {(r, c) for r, c, *_ in store_batches}
     have_runs = {(r, c) for r, c, _ in have}
     # runs deleted from the store, or whose id now names another run (SQLite reuses ids)
     gone = {r for r, c in have_runs if (r, c) not in store_runs}
@@ -153,11 +155,14 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
         stats.dropped_runs = len(gone)
         have_set = {(r, c, b) for r, c, b in have if r not in gone}
         new: dict[tuple[int, str], list[int]] = {}
-        for r, c, b in store_batches:
+        ranges: list[tuple[int, int]] = []
+        for r, c, b, first_row, n_rows in store_batches:
             if (r, c, b) not in have_set:
                 new.setdefault((r, c), []).append(b)
+                if n_rows:
+                    ranges.append((first_row, first_row + n_rows - 1))
         if new:
-            stats.rows = _copy(con, location, new, {r for r, _, _ in have_set})
+            stats.rows = _copy(con, location, new, merge_ranges(ranges))
             con.executemany(f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?)",
                             [[r, c, b] for (r, c), bs in sorted(new.items()) for b in bs])
             stats.batches = sum(len(bs) for bs in new.values())

@@ -5,6 +5,11 @@ attached store (DESIGN.md). One DuckDB transaction spans the attached database, 
 batch commits whole or not at all; the batch record is inserted first, so committing a
 batch twice fails at its primary key before any trajectory row is written, and
 :meth:`Ingestor.commit` reports it as already committed instead of duplicating it.
+
+Trajectory rows get consecutive ``row_id`` values starting at the batch's ``first_row``
+(see :class:`advdb.store.models.Trajectory`): the table keeps no B-tree over
+``(run_id, image_id, iteration)``, so each batch's (image, iteration) pairs are checked
+here, before anything is written.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import pyarrow as pa
 from advdb.config import StoreLocation
 from advdb.errors import StoreError
 from advdb.store.duck import open_duck
-from advdb.store.models import TRAJECTORY_COLUMNS, utcnow
+from advdb.store.models import ROW_BLOCK_SIZE, TRAJECTORY_COLUMNS, TRAJECTORY_ROW_BLOCKS, utcnow
 
 ArrayLike = Any  # numpy array, torch tensor or list
 
@@ -70,6 +75,32 @@ def arrow_table(columns: Mapping[str, ArrayLike], *, run_id: int | None = None) 
     if run_id is not None:
         arrays = {"run_id": pa.array(np.full(n or 0, run_id, dtype=np.int32)), **arrays}
     return pa.table(arrays)
+
+
+def check_trajectory_keys(image_id: np.ndarray, iteration: np.ndarray, sample_ids: np.ndarray) -> str | None:
+    """Why a batch's trajectory rows are not keyed correctly, or None if they are.
+
+    Every (image, iteration) pair must appear once and every image must be one of the
+    batch's samples. Rows come image by image with rising iterations, which is checked in
+    O(n); any other order falls back to sorting the keys.
+    """
+    image_id = np.asarray(image_id, dtype=np.int64).reshape(-1)
+    iteration = np.asarray(iteration, dtype=np.int64).reshape(-1)
+    if len(image_id) == 0:
+        return None
+    new_image = image_id[1:] != image_id[:-1]
+    starts = np.concatenate(([0], np.flatnonzero(new_image) + 1))
+    blocks = image_id[starts]
+    if bool(np.all(new_image | (iteration[1:] > iteration[:-1]))) and len(np.unique(blocks)) == len(blocks):
+        images = blocks
+    else:
+        keys = (image_id << 32) | (iteration & 0xFFFFFFFF)
+        if len(np.unique(keys)) != len(keys):
+            return "trajectory rows repeat an (image_id, iteration) pair"
+        images = np.unique(image_id)
+    if not np.isin(images, np.asarray(sample_ids, dtype=np.int64)).all():
+        return "trajectory rows name images that are not among the batch's samples"
+    return None
 
 
 @dataclass
@@ -166,6 +197,20 @@ class Ingestor:
         ).fetchone()
         return bool(row and row[0])
 
+    def _first_row(self) -> int:
+        """Reserve row ids for a batch inside the open transaction; returns the first.
+
+        SQLite: the next rowid (writers are serialised; a writer that read a stale maximum
+        fails at its write with SQLITE_BUSY and the transaction is retried). PostgreSQL: a
+        block of 2³² ids from a sequence, so parallel writers never wait for each other.
+        """
+        if self.location.backend == "sqlite":
+            sql = "sqlite_query('store', 'SELECT coalesce(max(row_id), 0) + 1 FROM trajectory')"
+        else:
+            sql = f"postgres_query('store', 'SELECT nextval(''{TRAJECTORY_ROW_BLOCKS}'') * {ROW_BLOCK_SIZE}')"
+        row = self.con.execute(f"SELECT * FROM {sql}").fetchone()
+        return int(row[0])
+
     def commit(self, batch: BatchRecord) -> bool:
         """Commit one batch atomically. Returns False (writing nothing) if it was already committed."""
         cols = {k: batch.trajectory[k] for k in TRAJECTORY_COLUMNS if k != "run_id"}
@@ -173,6 +218,12 @@ class Ingestor:
             cols = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v) for k, v in cols.items()}
         traj = arrow_table(cols, run_id=batch.run_id)
         samples = arrow_table({k: batch.samples[k] for k in SAMPLE_COLUMNS}, run_id=batch.run_id)
+        problem = check_trajectory_keys(traj.column("image_id").to_numpy(), traj.column("iteration").to_numpy(),
+                                        samples.column("image_id").to_numpy())
+        if problem is None and traj.num_rows > ROW_BLOCK_SIZE:
+            problem = f"{traj.num_rows:,} trajectory rows, more than a batch may hold ({ROW_BLOCK_SIZE:,}): use a smaller --batch-size"
+        if problem is not None:
+            raise StoreError(f"batch {batch.batch_index} of run {batch.run_id}: {problem}; nothing was written")
         arts = (
             arrow_table({k: batch.artifacts[k] for k in ARTIFACT_COLUMNS}, run_id=batch.run_id)
             if batch.artifacts is not None
@@ -180,13 +231,15 @@ class Ingestor:
         )
 
         def body() -> None:
+            first_row = self._first_row()
             self.con.execute(
-                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, attack_seconds, committed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                [batch.run_id, batch.batch_index, batch.n_images, batch.n_rows,
+                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, first_row, attack_seconds, committed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [batch.run_id, batch.batch_index, batch.n_images, traj.num_rows, first_row,
                  float(batch.attack_seconds), batch.committed_at],
             )
-            self._insert("trajectory", traj)
+            row_ids = pa.array(np.arange(first_row, first_row + traj.num_rows, dtype=np.int64))
+            self._insert("trajectory", traj.add_column(0, "row_id", row_ids))
             self._insert("samples", samples)
             if arts is not None and arts.num_rows:
                 self._insert("artifacts", arts)
@@ -200,4 +253,3 @@ class Ingestor:
                 f"committing batch {batch.batch_index} of run {batch.run_id} failed: {str(exc).splitlines()[0]}"
             ) from None
         return True
-

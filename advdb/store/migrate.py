@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from alembic import command
 from alembic.config import Config
@@ -23,6 +24,16 @@ def alembic_config(store: Store | None = None) -> Config:
     if store is not None:
         cfg.set_main_option("sqlalchemy.url", store.location.url.render_as_string(hide_password=False).replace("%", "%%"))
     return cfg
+
+
+def include_object_for(dialect: str) -> Callable[..., bool]:
+    """Alembic ``include_object`` hook: skip schema items the models create on another dialect only."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        only = getattr(obj, "info", {}).get("only_on") if not reflected else None
+        return only is None or only == dialect
+
+    return include
 
 
 def head_revision() -> str:

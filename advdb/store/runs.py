@@ -8,9 +8,10 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
 from advdb.errors import ConflictError, NotFoundError
 from advdb.store.engine import Store
@@ -143,6 +144,25 @@ def resumable_run(store: Store, run_id: int, kind: str) -> Run:
     return run
 
 
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive (first, last) ranges sorted and merged where they touch or overlap."""
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def row_ranges(session: Session, run_ids: list[int]) -> list[tuple[int, int]]:
+    """The trajectory row ids of the runs' committed batches, as merged inclusive ranges."""
+    rows = session.execute(
+        select(Batch.first_row, Batch.first_row + Batch.n_rows - 1).where(Batch.run_id.in_(run_ids), Batch.n_rows > 0)
+    ).all()
+    return merge_ranges((int(a), int(b)) for a, b in rows)
+
+
 @dataclass
 class RunCounts:
     batches: int
@@ -160,10 +180,11 @@ def run_counts(store: Store, run_id: int) -> RunCounts:
         succeeded = s.scalar(
             select(func.count()).select_from(Sample).where(Sample.run_id == run_id, Sample.first_success_iter.is_not(None))
         )
+        rows = s.scalar(select(func.sum(Batch.n_rows)).where(Batch.run_id == run_id))  # batches record their rows
         return RunCounts(
             batches=count(Batch),
             samples=count(Sample),
-            trajectory_rows=count(Trajectory),
+            trajectory_rows=int(rows or 0),
             artifacts=count(Artifact),
             succeeded=int(succeeded or 0),
         )
@@ -183,7 +204,9 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
             raise ConflictError(f"run {run_id} is a source of detector runs; delete those first")
     n = 0
     with store.session() as s:
-        for model in (Trajectory, Sample, Artifact, Batch, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
+        for first, last in row_ranges(s, [run_id]):
+            n += s.execute(delete(Trajectory).where(Trajectory.row_id.between(first, last))).rowcount or 0
+        for model in (Sample, Artifact, Batch, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
             n += s.execute(delete(model).where(model.run_id == run_id)).rowcount or 0
         s.execute(delete(Run).where(Run.run_id == run_id))
     run_dir = store.location.artifacts_dir / f"run-{run_id}"
