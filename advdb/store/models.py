@@ -220,9 +220,10 @@ class Trajectory(Base):
     :class:`Batch`. It is the only access path the table keeps, because a B-tree over
     ``(run_id, image_id, iteration)`` halves ingest speed on both backends: on SQLite it is
     the rowid (``INTEGER PRIMARY KEY``), on PostgreSQL a BRIN index over ``(row_id, run_id)``
-    (rows arrive in ``row_id`` order). Each (run, image, iteration) appears once: a batch
-    commits at most once (the ``batches`` key) and :mod:`advdb.store.ingest` checks the
-    pairs of every batch before writing it.
+    (rows arrive in ``row_id`` order). Each (run, image, iteration) still appears once: a
+    batch commits at most once (the ``batches`` key), an image has one sample per run (the
+    ``samples`` key), and :mod:`advdb.store.ingest` checks before writing a batch that its
+    (image, iteration) pairs are distinct and its images are its samples.
     """
 
     __tablename__ = "trajectory"
