@@ -145,3 +145,21 @@ def test_downgrade_keeps_trajectory_rows(store_url: str) -> None:
             assert "first_row" not in cols
             pk = inspect(conn).get_pk_constraint("trajectory")["constrained_columns"]
             assert pk == ["run_id", "image_id", "iteration"]
+
+
+def test_upgrade_refuses_rows_outside_the_plan_and_changes_nothing(store_url: str, cli) -> None:  # noqa: ANN001
+    from sqlalchemy import text
+
+    run_id, image_ids = _fill_revision_0003(store_url)
+    stats = ", ".join(["0.5"] * 12)
+    with open_store(store_url, check_schema=False) as store, store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM run_images WHERE image_id = :i"), dict(i=image_ids[0]))  # 4 rows now orphaned
+        conn.execute(text(f"INSERT INTO trajectory VALUES (:r, :i, 9, 0, 9, {stats})"), dict(r=run_id, i=image_ids[1]))
+    code, _out, err = cli("--db", store_url, "db", "upgrade")
+    assert code == SchemaError.exit_code
+    assert "4 trajectory rows belong to no image" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with open_store(store_url, check_schema=False) as store:
+        assert current_revision(store) == "0003"
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM trajectory")).scalar() == 25
+            assert "first_row" not in {c["name"] for c in inspect(conn).get_columns("batches")}

@@ -155,10 +155,10 @@ def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def row_ranges(session: Session, run_ids: list[int]) -> list[tuple[int, int]]:
-    """The trajectory row ids of the runs' committed batches, as merged inclusive ranges."""
+def row_ranges(session: Session, run_id: int) -> list[tuple[int, int]]:
+    """The trajectory row ids of a run's committed batches, as merged inclusive ranges."""
     rows = session.execute(
-        select(Batch.first_row, Batch.first_row + Batch.n_rows - 1).where(Batch.run_id.in_(run_ids), Batch.n_rows > 0)
+        select(Batch.first_row, Batch.first_row + Batch.n_rows - 1).where(Batch.run_id == run_id, Batch.n_rows > 0)
     ).all()
     return merge_ranges((int(a), int(b)) for a, b in rows)
 
@@ -204,7 +204,7 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
             raise ConflictError(f"run {run_id} is a source of detector runs; delete those first")
     n = 0
     with store.session() as s:
-        for first, last in row_ranges(s, [run_id]):
+        for first, last in row_ranges(s, run_id):
             n += s.execute(delete(Trajectory).where(Trajectory.row_id.between(first, last))).rowcount or 0
         for model in (Sample, Artifact, Batch, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
             n += s.execute(delete(model).where(model.run_id == run_id)).rowcount or 0

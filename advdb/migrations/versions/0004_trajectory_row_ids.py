@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from advdb.errors import SchemaError
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -61,9 +63,9 @@ def upgrade() -> None:
     before = bind.execute(sa.text("SELECT count(*) FROM trajectory")).scalar()
     after = bind.execute(sa.text("SELECT count(*) FROM trajectory_new")).scalar()
     if before != after:
-        raise RuntimeError(
-            f"{before - after} trajectory rows belong to no image of their run's plan (run_images): "
-            "the store is inconsistent; nothing was changed"
+        raise SchemaError(
+            f"cannot upgrade: {before - after} trajectory rows belong to no image of their run's plan "
+            "(run_images); nothing was changed — delete those runs (advdb runs delete) and upgrade again"
         )
     op.create_table(
         "_advdb_batch_rows",
