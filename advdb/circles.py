@@ -22,7 +22,8 @@ from advdb.attacks.sources import LOSSES, perturbation, source_loss
 from advdb.data.circles import INNER, OUTER, PLANE_RADIUS, to_pixels
 from advdb.errors import ConfigError
 from advdb.models import create_classifier
-from advdb.runner import AttackSpec, Progress, resolve_device, run_attack
+from advdb.devices import resolve_device
+from advdb.runner import AttackSpec, Progress, run_attack
 from advdb.store.engine import Store
 from advdb.store.models import CircleGrid
 from advdb.store.runs import create_run, set_status

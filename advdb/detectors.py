@@ -32,7 +32,7 @@ from advdb.data import ImageDataset, create_dataset
 from advdb.errors import ConfigError, DataError, InterruptedRun, NotFoundError
 from advdb.models.digits_cnn import digits_cnn
 from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, _torchvision_cache_file, _unwrap_state_dict
-from advdb.runner import resolve_device
+from advdb.devices import resolve_device
 from advdb.store.engine import Store
 from advdb.store.models import Artifact, Dataset, DetectorEpoch, DetectorResult, Image, Run
 from advdb.store.runs import create_run, get_run, resumable_run, set_status

@@ -1,35 +1,52 @@
 """One attack run: data + classifier + attack engine + store + adversarial image files.
 
 ``run_attack`` validates everything, plans the work (correctly classified images, seeded
-targets), stores the plan, then attacks batch by batch; each batch's trajectory rows,
-samples, image files and batch record are committed together by a writer process while
-the next batch is attacked. ``resume_attack`` finishes an interrupted or failed run: it
-attacks exactly the batches that were not committed.
+targets) and stores the plan with the run, once; then this process works on it as a
+worker (:mod:`advdb.worker`): it claims batches, attacks them and a writer process
+commits each batch's trajectory rows, samples, image files and batch record together
+while the next batch is attacked. Other processes — torchrun ranks, ``--join`` workers
+on other machines — work on the same run through :func:`join_attack`, reading the
+stored plan, never planning again. ``resume_attack`` finishes a run whose workers all
+stopped: it attacks exactly the batches that were not committed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-from sqlalchemy import select
 
 from advdb.artifacts import check_format
 from advdb.attacks.registry import Attack, create_attack
-from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset, create_dataset
-from advdb.errors import ConfigError, ConflictError, DataError, InterruptedRun
+from advdb.devices import device_description, resolve_device, torch_versions
+from advdb.errors import ConfigError, ConflictError, DataError
 from advdb.models import LoadedClassifier, create_classifier
+from advdb.store.artifact_root import ensure_artifact_root
 from advdb.store.catalogue import get_classifier, register_classifier, register_dataset
 from advdb.store.engine import Store
-from advdb.store.ingest import BatchRecord
-from advdb.store.models import Batch, Run, RunImage
-from advdb.store.runs import create_run, resumable_run, set_status
-from advdb.store.writer import ArtifactPayload, BackgroundWriter
+from advdb.store.models import Run, utcnow
+from advdb.store.runs import (
+    create_keyed_run,
+    create_run,
+    find_run_by_key,
+    get_run,
+    has_plan,
+    is_live,
+    resumable_run,
+    set_status,
+    stored_plan,
+)
+from advdb.store.workers import ensure_claims, reap_dead_workers
+from advdb.store.writer import BackgroundWriter
+from advdb.worker import Execution, WorkerOptions, work
+
+__all__ = ["AttackSpec", "Plan", "WorkerOptions", "join_attack", "plan_targets", "resolve_device", "resume_attack",
+           "run_attack"]
 
 TARGET_MODES = ("random", "least-likely")
 
@@ -87,37 +104,6 @@ class AttackSpec:
         if c.get("image_shape"):
             c["image_shape"] = tuple(c["image_shape"])
         return cls(**c)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; an unavailable device is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible: use --device auto or cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {device!r}: use auto, cpu or cuda[:N]")
-    return dev
-
-
-def torch_versions(dev: torch.device) -> dict[str, str]:
-    """torch's own build (with its CUDA flavour) and the GPU's CUDA/cuDNN versions."""
-    out = {"torch": torch.__version__}
-    if dev.type == "cuda":
-        out["cuda"] = str(torch.version.cuda)
-        out["cudnn"] = str(torch.backends.cudnn.version())
-        out["gpu"] = torch.cuda.get_device_name(dev)
-    return out
-
-
-def device_description(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(dev)}"[:64]
-    return "cpu"
 
 
 def _load_data_and_model(spec: AttackSpec, device: torch.device) -> tuple[ImageDataset, LoadedClassifier]:
@@ -207,139 +193,19 @@ def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, 
     return Plan(indices=idx.astype(np.int64), labels=y.astype(np.int64), targets=t.astype(np.int64)), labels
 
 
-@torch.no_grad()
-def final_summary(model: torch.nn.Module, x0: torch.Tensor, x_adv: torch.Tensor, t: torch.Tensor) -> dict[str, np.ndarray]:
-    """The ``final_*`` sample columns, measured on the image the attack returns.
 
-    For the unified iteration that is the last iterate; CW and L-BFGS return their
-    smallest-L2 successful image, which need not be the last one evaluated.
-    """
-    z = model(x_adv)
-    d = (x_adv - x0).flatten(1)
-    cols = torch.stack((z.argmax(1).float(), z.softmax(1).gather(1, t[:, None]).squeeze(1), z.gather(1, t[:, None]).squeeze(1),
-                        d.abs().sum(1), d.norm(dim=1), d.abs().amax(1)), 1).cpu().numpy()
-    return {"final_pred": cols[:, 0].astype(np.int32), "final_p_target": cols[:, 1], "final_z_target": cols[:, 2],
-            "final_l1": cols[:, 3], "final_l2": cols[:, 4], "final_linf": cols[:, 5]}
+# --- a new run ----------------------------------------------------------------------------
 
 
-def _quantize(x: torch.Tensor) -> torch.Tensor:
-    return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+def _writer(store: Store, spec: AttackSpec) -> BackgroundWriter:
+    """A writer for this store, after checking that its artifact root is reachable (when files are saved)."""
+    location = store.location
+    if spec.save_images:
+        location = dataclasses.replace(location, artifacts_dir=ensure_artifact_root(store))
+    return BackgroundWriter(location)  # starts while the model loads
 
 
-class _Execution:
-    """The batch loop shared by new and resumed runs."""
-
-    def __init__(self, store: Store, run_id: int, spec: AttackSpec, attack: Attack, ds: ImageDataset, clf: LoadedClassifier,
-                 device: torch.device, plan: Plan, image_ids: np.ndarray, progress: Progress | None) -> None:
-        self.store, self.run_id, self.spec, self.attack = store, run_id, spec, attack
-        self.ds, self.clf, self.device, self.plan = ds, clf, device, plan
-        self.image_ids = image_ids  # per plan position
-        self.progress = progress
-
-    def batches(self) -> list[int]:
-        n_batches = -(-len(self.plan.indices) // self.spec.batch_size)
-        with self.store.session() as s:
-            done = set(s.scalars(select(Batch.batch_index).where(Batch.run_id == self.run_id)))
-        return [b for b in range(n_batches) if b not in done]
-
-    def _slice(self, b: int) -> slice:
-        B = self.spec.batch_size
-        return slice(b * B, min((b + 1) * B, len(self.plan.indices)))
-
-    def run(self, writer: BackgroundWriter) -> None:
-        todo = self.batches()
-        total = len(self.plan.indices)
-        done_images = total - sum(self._slice(b).stop - self._slice(b).start for b in todo)
-        if self.progress:
-            self.progress.start(run_id=self.run_id, total_images=total, done_images=done_images,
-                                iterations=int(self.spec.params.get("iterations", 0) or 0))
-        torch.manual_seed(self.spec.seed)
-        with ThreadPoolExecutor(max_workers=1) as loader:
-            # numpy only in the loader thread (see ImageDataset.load_array)
-            nxt = loader.submit(self.ds.load_array, self.plan.indices[self._slice(todo[0])]) if todo else None
-            for k, b in enumerate(todo):
-                x0 = torch.from_numpy(nxt.result())  # type: ignore[union-attr]
-                if k + 1 < len(todo):
-                    nxt = loader.submit(self.ds.load_array, self.plan.indices[self._slice(todo[k + 1])])
-                self._attack_batch(writer, b, x0)
-                if self.progress:
-                    self.progress.advance(len(x0))
-
-    def _attack_batch(self, writer: BackgroundWriter, b: int, x0_cpu: torch.Tensor) -> None:
-        sl = self._slice(b)
-        y_np, t_np = self.plan.labels[sl], self.plan.targets[sl]
-        dev = self.device
-        x0 = x0_cpu.to(dev, non_blocking=True)
-        y = torch.as_tensor(y_np, device=dev)
-        t = torch.as_tensor(t_np, device=dev)
-        outcome = self.attack.run(self.clf.module, x0, y, t, num_classes=self.clf.num_classes)
-        stats = outcome.stats.numpy()
-        ids = self.image_ids[sl]
-        summary = summarise(stats, y_np, t_np)
-        summary.update(final_summary(self.clf.module, x0, outcome.x_adv, t))
-        summary["image_id"] = ids.astype(np.int32)
-        summary["batch_index"] = np.full(len(ids), b, dtype=np.int32)
-        payload = None
-        if self.spec.save_images:
-            with torch.no_grad():
-                if self.spec.image_format == "png":
-                    q = _quantize(outcome.x_adv)
-                    saved_pred = self.clf.module(q.float() / 255.0).argmax(1)
-                    pixels = q.cpu().numpy()
-                else:
-                    saved_pred = self.clf.module(outcome.x_adv).argmax(1)
-                    pixels = outcome.x_adv.float().cpu().numpy()
-            sp = saved_pred.cpu().numpy()
-            payload = ArtifactPayload(image_id=ids, pixels=pixels, format=self.spec.image_format, saved_pred=sp,
-                                      still_adversarial=sp == t_np)
-        record = BatchRecord(
-            run_id=self.run_id, batch_index=b,
-            trajectory=trajectory_columns(stats, ids, outcome.search_step.numpy() if outcome.search_step is not None else None),
-            samples=summary, attack_seconds=outcome.seconds,
-        )
-        writer.submit(record, payload)
-
-
-def _execute(store: Store, writer: BackgroundWriter, execution: _Execution, started: float, prior_seconds: float = 0.0) -> int:
-    run_id = execution.run_id
-    try:
-        try:
-            execution.run(writer)
-            writer.close()
-        finally:
-            writer.stop()
-    except KeyboardInterrupt:
-        set_status(store, run_id, "interrupted", wall_seconds=prior_seconds + time.perf_counter() - started)
-        left = len(execution.batches())
-        raise InterruptedRun(
-            f"run {run_id} interrupted with {left} batch(es) left; committed batches are kept: "
-            f"resume with `advdb attack --resume {run_id}`"
-        ) from None
-    except BaseException as exc:
-        set_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}",
-                   wall_seconds=prior_seconds + time.perf_counter() - started)
-        raise
-    set_status(store, run_id, "finished", wall_seconds=prior_seconds + time.perf_counter() - started)
-    return run_id
-
-
-def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = None) -> int:
-    """Run a new attack; returns its run id. Every option is validated before any work."""
-    attack = spec.validate()
-    started = time.perf_counter()
-    device = resolve_device(spec.device)
-    writer = BackgroundWriter(store.location)  # starts while the model loads
-    try:
-        return _run_new(store, spec, attack, device, writer, started, progress)
-    finally:
-        writer.stop()
-
-
-def _run_new(store: Store, spec: AttackSpec, attack: Attack, device: torch.device, writer: BackgroundWriter,
-             started: float, progress: Progress | None) -> int:
-    ds, clf = _load_data_and_model(spec, device)
-    plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device,
-                                batch_size=spec.batch_size, only_labels=spec.labels)
+def _register(store: Store, ds: ImageDataset, clf: LoadedClassifier, labels: np.ndarray) -> tuple[int, np.ndarray, int]:
     dataset_id, image_ids = register_dataset(
         store, name=ds.name, kind=ds.kind, fingerprint=ds.fingerprint, labels=labels, image_shape=ds.image_shape,
         n_classes=ds.n_classes or clf.num_classes, split=ds.split, root=ds.root, paths=ds.paths(), synthetic=ds.synthetic,
@@ -349,60 +215,181 @@ def _run_new(store: Store, spec: AttackSpec, attack: Attack, device: torch.devic
         weights_sha256=clf.weights_sha256, num_classes=clf.num_classes, input_shape=list(clf.input_shape),
         normalization=clf.normalization, test_accuracy=clf.test_accuracy,
     )
-    config = spec.to_config()
-    config["resolved"] = {
-        "attack": attack.config.to_dict(), "device": str(device), "dataset": ds.name,
-        "classifier_sha256": clf.weights_sha256, "dataset_fingerprint": ds.fingerprint,
-    }
-    iterations = getattr(attack.config, "iterations", None)
-    run = create_run(
-        store, kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
-        classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed, iterations=iterations, n_images=spec.n,
-        batch_size=spec.batch_size, device=device_description(device), synthetic=ds.synthetic,
-        versions=torch_versions(device),
-    )
+    return dataset_id, image_ids, classifier_id
+
+
+def _with_start(options: WorkerOptions | None) -> WorkerOptions:
+    options = options or WorkerOptions()
+    return options if options.started_at is not None else dataclasses.replace(options, started_at=utcnow())
+
+
+def _keyed_run(store: Store, key: str, *, wait_s: float) -> Run | None:
+    """The run stored under ``key``, waiting up to ``wait_s`` seconds for another process to create it."""
+    deadline = time.monotonic() + wait_s
+    while (run := find_run_by_key(store, key)) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if run is None and wait_s > 0:
+        raise ConflictError(f"no run with key {key!r} appeared within {wait_s:.0f} s: did the process that creates it fail?")
+    return run
+
+
+def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = None, join_key: str | None = None,
+               creates_run: bool = True, plan_only: bool = False, options: WorkerOptions | None = None) -> int:
+    """Run a new attack; returns its run id. Every option is validated before any work.
+
+    With ``join_key``, processes started anywhere share one run: the first to store the
+    run creates it, the others join it (:func:`join_attack`); with ``creates_run=False``
+    (torchrun ranks other than 0) this process waits for another to create it.
+    ``plan_only`` stores the run and its plan and returns, for workers to ``--join`` later.
+    """
+    attack = spec.validate()
+    options = _with_start(options)
+    device = resolve_device(spec.device)
+    if join_key is not None and not creates_run:  # start the writer and load while the creator plans, then join
+        writer = _writer(store, spec)
+        try:
+            loaded = _load_data_and_model(spec, device)
+            existing = _keyed_run(store, join_key, wait_s=1800.0)
+            assert existing is not None
+            return _join_keyed(store, existing, spec, progress=progress, options=options, loaded=loaded, writer=writer)
+        finally:
+            writer.stop()
+    if join_key is not None and (existing := find_run_by_key(store, join_key)) is not None:
+        return _join_keyed(store, existing, spec, progress=progress, options=options)
+    writer = _writer(store, spec)
+    try:
+        ds, clf = _load_data_and_model(spec, device)
+        plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device,
+                                    batch_size=spec.batch_size, only_labels=spec.labels)
+        dataset_id, image_ids, classifier_id = _register(store, ds, clf, labels)
+        config = spec.to_config()
+        config["resolved"] = {
+            "attack": attack.config.to_dict(), "device": str(device), "dataset": ds.name,
+            "classifier_sha256": clf.weights_sha256, "dataset_fingerprint": ds.fingerprint,
+        }
+        fields = dict(kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
+                      classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed,
+                      iterations=getattr(attack.config, "iterations", None), n_images=spec.n, batch_size=spec.batch_size,
+                      device=device_description(device), synthetic=ds.synthetic, versions=torch_versions(device))
+        run = create_run(store, **fields) if join_key is None else create_keyed_run(store, launch_key=join_key, **fields)
+        if run is None:  # another process stored the run first: work on it, with this process's plan as a check
+            writer.stop()
+            existing = find_run_by_key(store, join_key or "")
+            assert existing is not None
+            return _join_keyed(store, existing, spec, progress=progress, options=options, own_plan=plan, loaded=(ds, clf))
+        _store_plan(store, writer, run.run_id, plan, image_ids[plan.indices], spec.batch_size)
+        if plan_only:
+            set_status(store, run.run_id, "planned")
+            return run.run_id
+        execution = Execution(store, run.run_id, spec, attack, ds, clf, device, plan, image_ids[plan.indices], progress)
+        return work(store, writer, execution, device=device_description(device), options=options)
+    finally:
+        writer.stop()
+
+
+def _store_plan(store: Store, writer: BackgroundWriter, run_id: int, plan: Plan, image_ids: np.ndarray, batch_size: int) -> None:
+    """Store the work list (one transaction) and the claim of every batch; a failure marks the run failed."""
     positions = np.arange(len(plan.indices))
     try:
         writer.insert("run_images", {
-            "image_id": image_ids[plan.indices].astype(np.int32), "position": positions.astype(np.int32),
-            "batch_index": (positions // spec.batch_size).astype(np.int32), "label": plan.labels.astype(np.int32),
+            "image_id": image_ids.astype(np.int32), "position": positions.astype(np.int32),
+            "batch_index": (positions // batch_size).astype(np.int32), "label": plan.labels.astype(np.int32),
             "target": plan.targets.astype(np.int32),
-        }, run_id=run.run_id)
+        }, run_id=run_id)
+        ensure_claims(store, run_id, -(-len(positions) // batch_size))
     except BaseException as exc:
-        set_status(store, run.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        set_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
-    execution = _Execution(store, run.run_id, spec, attack, ds, clf, device, plan, image_ids[plan.indices], progress)
-    return _execute(store, writer, execution, started)
 
 
-def resume_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None) -> int:
-    """Finish an interrupted or failed attack run: attack exactly the batches not yet committed."""
-    run: Run = resumable_run(store, run_id, "attack")
+# --- workers joining a stored run ---------------------------------------------------------
+
+# Options that may differ between the workers of one run (each process's own choice).
+PER_WORKER = ("device", "name")
+
+
+def _join_keyed(store: Store, run: Run, spec: AttackSpec, *, progress: Progress | None, options: WorkerOptions,
+                own_plan: Plan | None = None, loaded: tuple[ImageDataset, LoadedClassifier] | None = None,
+                writer: BackgroundWriter | None = None) -> int:
+    """Join the run found by a launch key, after checking it was started with the same options."""
+    mine, theirs = spec.to_config(), AttackSpec.from_config(run.config).to_config()
+    differ = [k for k in mine if k not in PER_WORKER and mine[k] != theirs.get(k)]
+    if differ:
+        k = differ[0]
+        raise ConflictError(f"run {run.run_id} (key {run.launch_key!r}) was started with {k}={theirs.get(k)!r}, "
+                            f"this worker has {k}={mine[k]!r}: use the same options or another key")
+    return join_attack(store, run.run_id, progress=progress, device=spec.device, options=options, own_plan=own_plan,
+                       loaded=loaded, writer=writer)
+
+
+def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> Run:
+    """Wait until the run's creator has stored its plan (it may still be planning)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = get_run(store, run_id)
+        if has_plan(store, run_id):
+            return run
+        if run.status == "failed":
+            raise ConflictError(f"run {run_id} failed before its plan was stored ({run.error}): start a new run")
+        if not is_live(store, run) or time.monotonic() > deadline:
+            raise ConflictError(f"run {run_id} has no stored plan (it failed before planning): start a new run instead")
+        time.sleep(0.5)
+
+
+def join_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None,
+                options: WorkerOptions | None = None, own_plan: Plan | None = None, resume: bool = False,
+                loaded: tuple[ImageDataset, LoadedClassifier] | None = None, writer: BackgroundWriter | None = None) -> int:
+    """Work on stored attack run ``run_id`` beside its other workers (or alone); returns the run id.
+
+    The plan is read from the store. A finished run returns at once (nothing to do).
+    ``resume`` refuses a run that still has live workers; ``loaded`` (the run's dataset and
+    classifier) and ``writer`` are the caller's when it started them already.
+    """
+    run = resumable_run(store, run_id, "attack") if resume else get_run(store, run_id)
+    if run.kind != "attack":
+        raise ConflictError(f"run {run_id} is a {run.kind} run, not an attack run")
+    if run.status == "finished":
+        return run_id
+    options = _with_start(options)
     spec = AttackSpec.from_config(run.config)
     if device is not None:
         spec.device = device
     attack = spec.validate()
-    started = time.perf_counter()
     dev = resolve_device(spec.device)
-    ds, clf = _load_data_and_model(spec, dev)
+    writer = writer or _writer(store, spec)
+    try:
+        ds, clf = loaded or _load_data_and_model(spec, dev)
+        _check_same_inputs(store, run, ds, clf)
+        run = _wait_for_plan(store, run_id)
+        arr = np.asarray(stored_plan(store, run_id), dtype=np.int64)
+        plan = Plan(indices=arr[:, 3], labels=arr[:, 1], targets=arr[:, 2])
+        if own_plan is not None and not _same_plan(plan, own_plan):
+            raise DataError(f"this worker plans run {run_id} differently (other images or targets): "
+                            "its model, data or software differ from the run's; fix them before joining")
+        reap_dead_workers(store, run_id)
+        ensure_claims(store, run_id, -(-len(plan.indices) // spec.batch_size))
+        if run.status != "running":
+            set_status(store, run_id, "running")
+        execution = Execution(store, run_id, spec, attack, ds, clf, dev, plan, arr[:, 0], progress)
+        return work(store, writer, execution, device=device_description(dev), options=options)
+    finally:
+        writer.stop()
+
+
+def _same_plan(a: Plan, b: Plan) -> bool:
+    return all(np.array_equal(x, y) for x, y in ((a.indices, b.indices), (a.labels, b.labels), (a.targets, b.targets)))
+
+
+def _check_same_inputs(store: Store, run: Run, ds: ImageDataset, clf: LoadedClassifier) -> None:
     stored = get_classifier(store, run.classifier_id) if run.classifier_id else None
     if stored is not None and stored.weights_sha256 != clf.weights_sha256:
-        raise DataError(f"the weights of {clf.name} changed since run {run_id} started (sha256 {clf.weights_sha256[:12]}… ≠ {stored.weights_sha256[:12]}…): restore them to resume")
+        raise DataError(f"the weights of {clf.name} differ from run {run.run_id}'s (sha256 {clf.weights_sha256[:12]}… ≠ "
+                        f"{stored.weights_sha256[:12]}…): restore them to work on it")
     if ds.fingerprint != run.config.get("resolved", {}).get("dataset_fingerprint"):
-        raise DataError(f"dataset {ds.name} changed since run {run_id} started: restore it to resume")
-    from advdb.store.models import Image
+        raise DataError(f"dataset {ds.name} differs from the one run {run.run_id} started on: restore it to work on it")
 
-    with store.session() as s:
-        rows = s.execute(
-            select(RunImage.image_id, RunImage.label, RunImage.target, Image.idx)
-            .join(Image, Image.image_id == RunImage.image_id)
-            .where(RunImage.run_id == run_id).order_by(RunImage.position)
-        ).all()
-    if not rows:
-        raise ConflictError(f"run {run_id} has no stored plan (it failed before planning): start a new run instead")
-    arr = np.asarray(rows, dtype=np.int64)
-    plan = Plan(indices=arr[:, 3], labels=arr[:, 1], targets=arr[:, 2])
-    set_status(store, run_id, "running")
-    execution = _Execution(store, run_id, spec, attack, ds, clf, dev, plan, arr[:, 0], progress)
-    return _execute(store, BackgroundWriter(store.location), execution, started, prior_seconds=run.wall_seconds or 0.0)
 
+def resume_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None,
+                  options: WorkerOptions | None = None) -> int:
+    """Finish an interrupted or failed attack run: attack exactly the batches not yet committed."""
+    return join_attack(store, run_id, progress=progress, device=device, options=options, resume=True)

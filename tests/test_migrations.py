@@ -84,24 +84,26 @@ def _fill_revision_0003(store_url: str) -> tuple[int, list[int]]:
     from sqlalchemy import text
 
     from advdb.store.catalogue import register_dataset
-    from advdb.store.runs import create_run
 
     with open_store(store_url, check_schema=False) as store:
         upgrade(store, "0003")
         _, image_ids = register_dataset(store, name="m", kind="test", fingerprint="m", labels=np.zeros(6, np.int64),
                                         image_shape=[1, 2, 2], n_classes=10)
-        run = create_run(store, kind="attack", config={})
         stats = ", ".join(["0.5"] * 12)
-        with store.engine.begin() as conn:
+        with store.engine.begin() as conn:  # the runs table as revision 0003 has it (the models are at head)
+            conn.execute(text("INSERT INTO runs (kind, status, config, versions, synthetic, created_at) "
+                              "VALUES ('attack', 'running', '{}', '{}', false, '2026-01-01 00:00:00')"))
+            run_id = conn.execute(text("SELECT max(run_id) FROM runs")).scalar_one()
+
             for pos, image_id in enumerate(image_ids.tolist()):
                 b = pos // 3
-                conn.execute(text("INSERT INTO run_images VALUES (:r, :i, :p, :b, 0, 1)"), dict(r=run.run_id, i=image_id, p=pos, b=b))
+                conn.execute(text("INSERT INTO run_images VALUES (:r, :i, :p, :b, 0, 1)"), dict(r=run_id, i=image_id, p=pos, b=b))
                 for it in (3, 1, 2, 0):  # stored out of order: the migration numbers rows by (batch, image, iteration)
                     conn.execute(text(f"INSERT INTO trajectory VALUES (:r, :i, :t, 0, :t, {stats})"),
-                                 dict(r=run.run_id, i=image_id, t=it))
+                                 dict(r=run_id, i=image_id, t=it))
             for b in (1, 0):
-                conn.execute(text("INSERT INTO batches VALUES (:r, :b, 3, 12, 0.1, '2026-01-01 00:00:00')"), dict(r=run.run_id, b=b))
-    return run.run_id, image_ids.tolist()
+                conn.execute(text("INSERT INTO batches VALUES (:r, :b, 3, 12, 0.1, '2026-01-01 00:00:00')"), dict(r=run_id, b=b))
+    return run_id, image_ids.tolist()
 
 
 def test_upgrade_numbers_existing_trajectory_rows_batch_by_batch(store_url: str) -> None:

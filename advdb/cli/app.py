@@ -134,6 +134,24 @@ def db_current(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
         render.console.print(f"{where}: revision {cur or '∅'} (head {head}, {state})")
 
 
+@command(db_app, "artifact-root")
+def db_artifact_root(
+    path: Optional[Path] = typer.Argument(None, help="Record this folder as the new root (move the run-* folders there first)."),
+) -> None:
+    """Show or set the store's artifact root: the one folder where every worker writes image files."""
+    from advdb.store.artifact_root import artifact_root, recorded_root, set_artifact_root
+
+    with _store() as store:
+        if path is not None:
+            render.console.print(f"artifact root of {store.location.masked}: {set_artifact_root(store, path)}")
+            return
+        recorded, used = recorded_root(store), artifact_root(store)
+        where = store.location.masked
+    note = "" if recorded is None or recorded == used else f" (recorded {recorded}; ADVDB_ARTIFACTS_DIR overrides it here)"
+    state = " (not recorded yet: the first attack that saves images records it)" if recorded is None else ""
+    render.console.print(f"artifact root of {where}: {used}{note}{state}")
+
+
 # --- attack ------------------------------------------------------------------------------
 
 
@@ -196,7 +214,7 @@ def attack(
     attack_name: AttackName = typer.Option(AttackName.unified, "--attack", help="unified (one loss source), or a full attack: ifgs, cw, lbfgs."),
     loss: Optional[Loss] = typer.Option(None, "--loss", help="Perturbation source of the unified iteration [default: ce-sign]."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."),
-    n: int = typer.Option(500, "--n", help="Number of correctly classified images to attack."),
+    n: int = typer.Option(500, "--n", "-n", help="Number of correctly classified images to attack."),
     iterations: Optional[int] = typer.Option(None, "--iterations", "-T", help="Iterations T [default: 500; ifgs 100]; per search step for cw, lbfgs [default: 100, 50]."),
     alpha: Optional[str] = typer.Option(None, "--alpha", help="Multiplier α (equal multiplier, IFGS) [default: 1/255]."),
     tau: Optional[str] = typer.Option(None, "--tau", help="Step size τ = ‖αP‖_p (equal perturbation) [default: one 1/255 IFGS step]."),
@@ -223,23 +241,39 @@ def attack(
     save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Store adversarial image files."),
     name: Optional[str] = typer.Option(None, "--name", help="A label for the run."),
     resume: Optional[int] = typer.Option(None, "--resume", help="Finish interrupted run RUN (its stored options are used)."),
+    join: Optional[int] = typer.Option(None, "--join", help="Work on stored run RUN beside its other workers (any machine, any time)."),
+    join_key: Optional[str] = typer.Option(None, "--join-key", help="Share one run among every process given this key: the first creates it, the others join [default under torchrun: its launch id]."),
+    plan_only: bool = typer.Option(False, "--plan-only", help="Store the run and its plan, attack nothing; workers then --join it."),
+    lease: float = typer.Option(60.0, "--lease", help="Seconds a claimed batch stays this worker's without a heartbeat (another worker takes it after)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Run a targeted attack and record every image's trajectory."""
+    import math
     import signal
 
     from advdb.cli.progress import RichProgress
-    from advdb.runner import AttackSpec, resume_attack, run_attack
+    from advdb.launch import launch_from_env
+    from advdb.runner import AttackSpec, WorkerOptions, join_attack, resume_attack, run_attack
 
     def _terminate(*_: object) -> None:
         raise KeyboardInterrupt  # a polite kill is handled like Ctrl-C: the run is marked interrupted
 
+    if not math.isfinite(lease) or lease <= 0:
+        raise ConfigError(f"--lease must be a positive number of seconds, got {lease}")
+    if sum(x is not None for x in (resume, join)) + plan_only > 1:
+        raise ConfigError("--resume, --join and --plan-only exclude each other: give one")
+    launch = launch_from_env()
+    options = WorkerOptions(lease_seconds=lease, rank=launch.rank)
     signal.signal(signal.SIGTERM, _terminate)
     progress = RichProgress(attack_name.value if attack_name != AttackName.unified else f"{(loss or Loss.ce_sign).value}")
+    if launch.rank not in (None, 0):
+        progress.description += f" (rank {launch.rank})"
     store = _store()
     try:
         if resume is not None:
-            run_id = resume_attack(store, resume, progress=progress, device=None if device == "auto" else device)
+            run_id = resume_attack(store, resume, progress=progress, device=None if device == "auto" else device, options=options)
+        elif join is not None:
+            run_id = join_attack(store, join, progress=progress, device=device, options=options)
         else:
             params: dict[str, Any] = {}
             given = {"loss": loss.value if loss else None, "mode": mode.value if mode else None,
@@ -268,9 +302,12 @@ def attack(
                 image_size=image_size, image_shape=_shape(image_shape), n=n, batch_size=batch_size, device=device,
                 seed=seed, targets=targets.value, image_format=image_format.value, save_images=save_images, name=name,
             )
-            run_id = run_attack(store, spec, progress=progress)
+            key = join_key or (launch.key if not plan_only else None)
+            run_id = run_attack(store, spec, progress=progress, join_key=key, plan_only=plan_only, options=options,
+                                creates_run=join_key is not None or launch.creates_run)
         progress.close()
-        _print_run_summary(store, run_id, as_json)
+        if launch.creates_run:  # under torchrun, rank 0 speaks for the run
+            _print_run_summary(store, run_id, as_json)
     finally:
         progress.close()
         store.close()
@@ -289,6 +326,10 @@ def _print_run_summary(store: Any, run_id: int, as_json: bool) -> None:
         render.print_json(info)
         return
     rate = counts.succeeded / counts.samples if counts.samples else 0.0
+    if run.status == "planned":
+        render.console.print(f"run {run.run_id} planned: {run.n_images} images in batches of {run.batch_size}; "
+                             f"start workers with `advdb attack --join {run.run_id}`")
+        return
     render.console.print(
         f"run {run.run_id} {run.status}: {counts.samples} images, {rate:.1%} reached their target, "
         f"{counts.trajectory_rows:,} trajectory rows, {counts.artifacts} image files, {run.wall_seconds or 0:.1f} s on {run.device}"
@@ -341,18 +382,24 @@ def runs_show(run_id: int = typer.Argument(..., help="Run id."), as_json: bool =
     from dataclasses import asdict
 
     from advdb.store.runs import get_run, run_counts
+    from advdb.store.workers import list_workers
 
     with _store() as store:
         run = get_run(store, run_id)
         counts = asdict(run_counts(store, run_id))
+        workers = [asdict(w) for w in list_workers(store, run_id)]
     info = {c.name: getattr(run, c.name) for c in run.__table__.columns}
     info["counts"] = counts
+    info["workers"] = workers
     if as_json:
         render.print_json(info)
         return
-    scalar = [(k, v) for k, v in info.items() if not isinstance(v, dict)]
+    scalar = [(k, v) for k, v in info.items() if not isinstance(v, (dict, list))]
     render.console.print(render.rich_table(["field", "value"], scalar, title=f"run {run_id}"))
     render.console.print(render.rich_table(["count", "value"], counts.items()))
+    if workers:
+        cols = ["worker_id", "host", "pid", "device", "rank", "status", "live", "batches_done", "heartbeat_at"]
+        render.console.print(render.rich_table(cols, ([w[c] for c in cols] for w in workers), title="workers"))
     render.console.print("config:")
     render.console.print_json(data=info["config"], default=str)
     render.console.print("versions:")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -94,14 +94,17 @@ def open_store(url: str | None = None, *, create: bool = True, check_schema: boo
     """Open the store at ``url`` (or the default); create it at head on first use.
 
     A store whose schema is behind the code's head raises :class:`advdb.errors.SchemaError`
-    naming ``advdb db upgrade``.
+    naming ``advdb db upgrade``. The location's ``artifacts_dir`` is the store's recorded
+    artifact root (:mod:`advdb.store.artifact_root`) once the schema is checked.
     """
+    from advdb.store.artifact_root import artifact_root
     from advdb.store.migrate import ensure_schema
 
     store = connect(resolve_store(url))
     if check_schema:
         try:
             ensure_schema(store, create=create)
+            store.location = replace(store.location, artifacts_dir=artifact_root(store))
         except Exception:
             store.close()
             raise

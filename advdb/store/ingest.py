@@ -113,6 +113,7 @@ class BatchRecord:
     samples: Mapping[str, ArrayLike]
     artifacts: Mapping[str, ArrayLike] | None = None
     attack_seconds: float = 0.0
+    worker_id: int | None = None
     committed_at: dt.datetime = field(default_factory=utcnow)
 
     @property
@@ -233,10 +234,10 @@ class Ingestor:
         def body() -> None:
             first_row = self._first_row()
             self.con.execute(
-                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, first_row, attack_seconds, committed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, first_row, attack_seconds, committed_at,"
+                " worker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [batch.run_id, batch.batch_index, batch.n_images, traj.num_rows, first_row,
-                 float(batch.attack_seconds), batch.committed_at],
+                 float(batch.attack_seconds), batch.committed_at, batch.worker_id],
             )
             row_ids = pa.array(np.arange(first_row, first_row + traj.num_rows, dtype=np.int64))
             self._insert("trajectory", traj.add_column(0, "row_id", row_ids))

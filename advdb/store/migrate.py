@@ -9,12 +9,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from advdb.errors import SchemaError
 from advdb.store.engine import Store
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SCHEMA_LOCK_KEY = 0x616476646200  # PostgreSQL advisory lock held while a process creates the schema
 
 
 def alembic_config(store: Store | None = None) -> Config:
@@ -56,6 +57,23 @@ def upgrade(store: Store, revision: str = "head") -> tuple[str | None, str | Non
     return before, current_revision(store)
 
 
+def _create_at_head(store: Store) -> None:
+    """Create the schema in an empty database, one process at a time (torchrun starts many at once)."""
+    cfg = alembic_config(store)
+    with store.engine.begin() as conn:  # SQLite: BEGIN IMMEDIATE holds the write lock from here
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        if MigrationContext.configure(conn).get_current_revision() is not None:
+            return  # another process created it while this one waited
+        if inspect(conn).get_table_names():
+            raise SchemaError(
+                f"{store.location.masked} holds tables but no advdb schema revision; "
+                "point --db at an advdb store or an empty database"
+            )
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
 def ensure_schema(store: Store, *, create: bool = True) -> None:
     """Create an empty store at head; refuse a store that is behind or ahead of the code."""
     rev = current_revision(store)
@@ -63,15 +81,9 @@ def ensure_schema(store: Store, *, create: bool = True) -> None:
     if rev == head:
         return
     if rev is None:
-        tables = set(inspect(store.engine).get_table_names())
-        if tables:
-            raise SchemaError(
-                f"{store.location.masked} holds tables but no advdb schema revision; "
-                "point --db at an advdb store or an empty database"
-            )
         if not create:
             raise SchemaError(f"{store.location.masked} is empty: run `advdb db upgrade` to create the schema")
-        upgrade(store)
+        _create_at_head(store)
         return
     script = ScriptDirectory.from_config(alembic_config())
     known = {r.revision for r in script.walk_revisions()}

@@ -28,11 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# Run kinds and statuses (plain strings in the store so SQL stays readable).
-RUN_KINDS = ("attack", "detector", "circles")
-RUN_STATUSES = ("running", "finished", "failed", "interrupted")
-
-
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
@@ -145,6 +140,9 @@ class Run(Base):
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     wall_seconds: Mapped[Optional[float]] = mapped_column(Float)
     error: Mapped[Optional[str]] = mapped_column(Text)
+    # Processes that share one run find it by this key (``--join-key``, a torchrun launch):
+    # the first to insert the run creates it, the others join it.
+    launch_key: Mapped[Optional[str]] = mapped_column(String(128), index=True, unique=True)
 
 
 # --- attack records ----------------------------------------------------------------------
@@ -176,6 +174,56 @@ class Batch(Base):
     first_row: Mapped[int] = mapped_column(BigInteger)
     attack_seconds: Mapped[float] = mapped_column(Float)
     committed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    worker_id: Mapped[Optional[int]] = mapped_column(Integer)  # the worker that attacked it (see Worker)
+
+
+class Worker(Base):
+    """One process working on a run: a single ``advdb attack``, one torchrun rank, one ``--join``.
+
+    A worker beats its heart every few seconds (``heartbeat_at``); it is live while its
+    process is (same host) or its heartbeat is younger than its lease (another host).
+    """
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_run", "run_id"),)
+
+    worker_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(64))
+    rank: Mapped[Optional[int]] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    lease_seconds: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class BatchClaim(Base):
+    """Who may attack a batch of a run: free (no worker), or claimed by a worker until ``lease_until``.
+
+    A batch is done when its :class:`Batch` row exists; a claim whose lease ran out (its
+    worker died or stalled) is taken over by the next worker that asks.
+    """
+
+    __tablename__ = "batch_claims"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    batch_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker_id: Mapped[Optional[int]] = mapped_column(Integer)
+    lease_until: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StoreSetting(Base):
+    """Settings of the store itself, e.g. ``artifact_root`` (where every worker writes image files)."""
+
+    __tablename__ = "store_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 class Sample(Base):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from advdb.errors import ConflictError, NotFoundError
@@ -18,15 +19,19 @@ from advdb.store.engine import Store
 from advdb.store.models import (
     Artifact,
     Batch,
+    BatchClaim,
     CircleGrid,
     DetectorEpoch,
     DetectorResult,
+    Image,
     Run,
     RunImage,
     Sample,
     Trajectory,
+    Worker,
     utcnow,
 )
+from advdb.store.workers import has_workers, live_workers, pid_alive
 
 
 def software_versions() -> dict[str, str]:
@@ -66,6 +71,22 @@ def create_run(store: Store, *, kind: str, config: dict[str, Any], versions: dic
     return run
 
 
+def create_keyed_run(store: Store, *, launch_key: str, **fields: Any) -> Run | None:
+    """:func:`create_run` with a launch key; None if another process created the run with that key first."""
+    try:
+        return create_run(store, launch_key=launch_key, **fields)
+    except IntegrityError:
+        if find_run_by_key(store, launch_key) is None:
+            raise
+        return None
+
+
+def find_run_by_key(store: Store, launch_key: str) -> Run | None:
+    """The run created with ``launch_key`` (``--join-key`` or a torchrun launch), if any."""
+    with store.session() as s:
+        return s.scalar(select(Run).where(Run.launch_key == launch_key))
+
+
 def get_run(store: Store, run_id: int) -> Run:
     with store.session() as s:
         run = s.get(Run, run_id)
@@ -100,16 +121,6 @@ def set_status(store: Store, run_id: int, status: str, *, error: str | None = No
         s.execute(update(Run).where(Run.run_id == run_id).values(**values))
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def last_activity(store: Store, run: Run) -> Any:
     """When the run last changed: its status update or its latest committed batch."""
     with store.session() as s:
@@ -121,15 +132,23 @@ def last_activity(store: Store, run: Run) -> Any:
 def is_live(store: Store, run: Run, *, stale_after_s: float = 900.0) -> bool:
     """Whether a ``running`` run is really being worked on by a live process.
 
-    On this host the pid tells; a run from another host is live while it committed
-    something in the last ``stale_after_s`` seconds.
+    An attack run is live while one of its workers is (see :mod:`advdb.store.workers`).
+    Other runs: on this host the pid tells; a run from another host is live while it
+    committed something in the last ``stale_after_s`` seconds.
     """
     if run.status != "running":
         return False
+    if has_workers(store, run.run_id):
+        return live_workers(store, run.run_id) > 0
     if run.host == socket.gethostname() and run.pid:
-        return run.pid != os.getpid() and _pid_alive(run.pid)
+        return run.pid != os.getpid() and pid_alive(run.pid)
     last = last_activity(store, run)
     return last is not None and (utcnow() - last).total_seconds() < stale_after_s
+
+
+def _where(store: Store, run: Run) -> str:
+    n = live_workers(store, run.run_id)
+    return f"{n} live worker(s): see `advdb runs show {run.run_id}`" if n else f"pid {run.pid} on {run.host}"
 
 
 def resumable_run(store: Store, run_id: int, kind: str) -> Run:
@@ -140,8 +159,26 @@ def resumable_run(store: Store, run_id: int, kind: str) -> Run:
     if run.status == "finished":
         raise ConflictError(f"run {run_id} is already finished: nothing to resume")
     if is_live(store, run):
-        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it before resuming")
+        more = f"; add a worker with `advdb attack --join {run_id}`" if run.kind == "attack" else ""
+        raise ConflictError(f"run {run_id} is still running ({_where(store, run)}); stop it before resuming{more}")
     return run
+
+
+def stored_plan(store: Store, run_id: int) -> list[tuple[int, int, int, int]]:
+    """An attack run's work list in attack order: (image_id, label, target, dataset index) per image."""
+    with store.session() as s:
+        rows = s.execute(
+            select(RunImage.image_id, RunImage.label, RunImage.target, Image.idx)
+            .join(Image, Image.image_id == RunImage.image_id)
+            .where(RunImage.run_id == run_id).order_by(RunImage.position)
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def has_plan(store: Store, run_id: int) -> bool:
+    """Whether the run's work list is stored (it commits in one transaction)."""
+    with store.session() as s:
+        return s.scalar(select(func.count()).select_from(RunImage).where(RunImage.run_id == run_id)) > 0
 
 
 def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -197,7 +234,7 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     """
     run = get_run(store, run_id)
     if is_live(store, run) and not force:
-        raise ConflictError(f"run {run_id} is still running (pid {run.pid} on {run.host}); stop it first")
+        raise ConflictError(f"run {run_id} is still running ({_where(store, run)}); stop it first")
     with store.session() as s:
         used = s.scalar(select(func.count()).select_from(DetectorResult).where(DetectorResult.source_run_id == run_id))
         if used:
@@ -206,7 +243,7 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     with store.session() as s:
         for first, last in row_ranges(s, run_id):
             n += s.execute(delete(Trajectory).where(Trajectory.row_id.between(first, last))).rowcount or 0
-        for model in (Sample, Artifact, Batch, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
+        for model in (Sample, Artifact, Batch, BatchClaim, Worker, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
             n += s.execute(delete(model).where(model.run_id == run_id)).rowcount or 0
         s.execute(delete(Run).where(Run.run_id == run_id))
     run_dir = store.location.artifacts_dir / f"run-{run_id}"

@@ -1,0 +1,43 @@
+"""How this process was launched: alone, or as one rank of ``torchrun``.
+
+Under ``torchrun --nproc-per-node K`` (or several nodes), every rank runs the same
+``advdb attack`` command. The ranks share one run through the store, not through
+``torch.distributed``: the run is keyed by torchrun's launch id (``TORCHELASTIC_RUN_ID``,
+the same for every rank and kept across torchrun's restarts); rank 0 creates it and the
+other ranks join it as workers (:mod:`advdb.worker`). Each rank uses ``cuda:LOCAL_RANK``
+when there are GPUs (:func:`advdb.devices.resolve_device`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a launch: ``rank`` is None when it was started alone."""
+
+    rank: int | None = None
+    world_size: int = 1
+    key: str | None = None
+
+    @property
+    def creates_run(self) -> bool:
+        """Whether this process may create the run (every process when alone; rank 0 under torchrun)."""
+        return self.rank in (None, 0)
+
+
+def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch:
+    """Read torchrun's variables (``RANK``, ``WORLD_SIZE``, ``TORCHELASTIC_RUN_ID``)."""
+    env = os.environ if environ is None else environ
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env["RANK"]) if "RANK" in env else None
+    except ValueError:
+        return Launch()
+    if rank is None or world <= 1:
+        return Launch()
+    run_id = env.get("TORCHELASTIC_RUN_ID") or env.get("MASTER_ADDR", "") + ":" + env.get("MASTER_PORT", "")
+    return Launch(rank=rank, world_size=world, key=f"torchrun:{run_id}")
