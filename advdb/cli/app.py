@@ -270,7 +270,9 @@ def attack(
         progress.description += f" (rank {launch.rank})"
     store = _store()
     try:
-        if resume is not None:
+        if resume is not None and launch.rank is not None:  # every rank resumes: they work on it together
+            run_id = join_attack(store, resume, progress=progress, device=device, options=options)
+        elif resume is not None:
             run_id = resume_attack(store, resume, progress=progress, device=None if device == "auto" else device, options=options)
         elif join is not None:
             run_id = join_attack(store, join, progress=progress, device=device, options=options)
@@ -339,19 +341,20 @@ def _print_run_summary(store: Any, run_id: int, as_json: bool) -> None:
 # --- runs --------------------------------------------------------------------------------
 
 
-def _run_row(run: Any, classifiers: dict[int, str]) -> dict[str, Any]:
+def _run_row(run: Any, classifiers: dict[int, str], workers: dict[int, tuple[int, int]]) -> dict[str, Any]:
+    total, live = workers.get(run.run_id, (0, 0))
     return {
         "run_id": run.run_id, "kind": run.kind, "status": run.status, "attack": run.attack, "loss": run.loss,
         "mode": run.mode, "model": classifiers.get(run.classifier_id or -1), "n_images": run.n_images,
         "iterations": run.iterations, "seed": run.seed, "device": run.device, "created_at": run.created_at,
-        "wall_seconds": run.wall_seconds, "name": run.name,
+        "wall_seconds": run.wall_seconds, "name": run.name, "workers": total, "live_workers": live,
     }
 
 
 @command(runs_app, "list")
 def runs_list(
     kind: Optional[str] = typer.Option(None, "--kind", help="attack, detector or circles."),
-    status: Optional[str] = typer.Option(None, "--status", help="running, finished, failed or interrupted."),
+    status: Optional[str] = typer.Option(None, "--status", help="planned, running, finished, failed or interrupted."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Show at most this many (newest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -360,19 +363,22 @@ def runs_list(
 
     from advdb.store.models import Classifier
     from advdb.store.runs import list_runs
+    from advdb.store.workers import worker_counts
 
     with _store() as store:
         runs = list_runs(store, kind=kind, status=status, limit=limit)
         with store.session() as s:
             classifiers = dict(s.execute(select(Classifier.classifier_id, Classifier.name)).all())
-    rows = [_run_row(r, classifiers) for r in runs]
+        workers = worker_counts(store, [r.run_id for r in runs])
+    rows = [_run_row(r, classifiers, workers) for r in runs]
     if as_json:
         render.print_json(rows)
         return
     if not rows:
         render.console.print("no runs yet: start one with `advdb attack --loss ce-sign --n 500`")
         return
-    cols = ["run_id", "kind", "status", "attack", "loss", "mode", "model", "n_images", "iterations", "device", "created_at", "wall_seconds"]
+    cols = ["run_id", "kind", "status", "attack", "loss", "mode", "model", "n_images", "iterations", "device", "workers",
+            "created_at", "wall_seconds"]
     render.console.print(render.rich_table(cols, ([r[c] for c in cols] for r in rows)))
 
 

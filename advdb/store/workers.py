@@ -179,6 +179,18 @@ def list_workers(store: Store, run_id: int) -> list[WorkerInfo]:
                        finished_at=w.finished_at, live=_is_live(w, now), error=w.error) for w in ws]
 
 
+def worker_counts(store: Store, run_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per run: (workers, live workers), for the runs that have any."""
+    now = utcnow()
+    with store.session() as s:
+        ws = list(s.scalars(select(Worker).where(Worker.run_id.in_(run_ids)))) if run_ids else []
+    out: dict[int, tuple[int, int]] = {}
+    for w in ws:
+        total, live = out.get(w.run_id, (0, 0))
+        out[w.run_id] = (total + 1, live + _is_live(w, now))
+    return out
+
+
 def busy_seconds(store: Store, run_id: int) -> float:
     """Wall-clock seconds during which at least one worker of the run was at work (union of their spans)."""
     with store.session() as s:
