@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -67,11 +69,31 @@ def _span_seconds(url: str, run_id: int) -> float:
     return float(row.to_pylist()[0]["s"] or 0.0)
 
 
+@contextmanager
+def fresh_store(url: str | None, tmp: Path) -> Iterator[str]:
+    """A new empty store: a SQLite file in ``tmp``, or a new database on the PostgreSQL server of ``url``."""
+    if url is None:
+        yield f"sqlite:///{tmp / 'scale.db'}"
+        return
+    import psycopg
+
+    admin = url.replace("postgresql+psycopg://", "postgresql://")
+    name = f"advdb_scale_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--db", default=None, help="store URL [default: a SQLite file in a temp folder]")
+    ap.add_argument("--db", default=None, help="a PostgreSQL server URL: the benchmark makes (and drops) its own database "
+                                               "there [default: a SQLite file in a temp folder]")
     ap.add_argument("--workers", default="1,2,4")
-    ap.add_argument("--n", type=int, default=1024)
+    ap.add_argument("--n", type=int, default=832)
     ap.add_argument("--iterations", "-T", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--loss", default="ce-sign")
@@ -84,9 +106,8 @@ def main() -> None:
           f"{os.cpu_count()} cores")
     print(f"{'workers':>7} {'wall s':>8} {'img·it/s':>10} {'rows/s':>10} {'steady img·it/s':>16} {'× 1 worker':>11}")
     first = None
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, fresh_store(args.db, Path(d)) as url:
         tmp = Path(d)
-        url = args.db or f"sqlite:///{tmp / 'scale.db'}"
         for k in counts:
             r = one(args, url, k, tmp)
             first = first or r["img_it_per_s"]

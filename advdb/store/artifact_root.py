@@ -127,7 +127,8 @@ def ensure_artifact_root(store: Store) -> Path:
     if found is None:
         raise StoreError(
             f"the store's artifact root {root} is not reachable from {socket.gethostname()} (no {MARKER} there): "
-            f"mount the shared folder at that path or set {ENV} to where it is mounted"
+            f"mount the shared folder at that path, set {ENV} to where it is mounted, "
+            "or record a new root with `advdb db artifact-root PATH`"
         )
     if found != store_id(store):
         raise StoreError(f"{root} is the artifact root of another advdb store, not of {store.location.masked}: fix {ENV}")
