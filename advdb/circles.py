@@ -20,7 +20,7 @@ from sqlalchemy import insert
 
 from advdb.attacks.sources import LOSSES, perturbation, source_loss
 from advdb.data.circles import INNER, OUTER, PLANE_RADIUS, to_pixels
-from advdb.errors import ConfigError
+from advdb.errors import ConfigError, check_seed
 from advdb.models import create_classifier
 from advdb.devices import resolve_device
 from advdb.runner import AttackSpec, Progress, run_attack
@@ -46,6 +46,7 @@ class CirclesSpec:
             raise ConfigError(f"--grid must be between 2 and 1000 points per side, got {self.grid}")
         if self.n < 1:
             raise ConfigError(f"--n must be at least 1, got {self.n}")
+        check_seed(self.seed)
         for loss in self.losses:
             if loss not in LOSSES:
                 raise ConfigError(f"unknown loss {loss!r}: choose from {', '.join(LOSSES)}")

@@ -33,6 +33,8 @@ def parse_url(url: str) -> URL:
         u = make_url(url)
     except ArgumentError as exc:
         raise ConfigError(f"invalid database URL {mask_url(url)!r}: {exc}") from None
+    except ValueError:  # a port that is not a number
+        raise ConfigError(f"invalid database URL {mask_url(url)!r}: the port must be a number") from None
     backend = u.get_backend_name()
     if backend == "postgresql":
         if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
@@ -50,7 +52,7 @@ def mask_url(url: str | URL) -> str:
     """The URL with any password replaced by ``***``."""
     try:
         u = url if isinstance(url, URL) else make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unparseable URL>"
     return u.render_as_string(hide_password=True)
 

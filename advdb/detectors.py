@@ -29,7 +29,7 @@ from torch import nn
 
 from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
-from advdb.errors import ConfigError, DataError, InterruptedRun, NotFoundError
+from advdb.errors import ConfigError, DataError, InterruptedRun, NotFoundError, check_finite, check_seed
 from advdb.models.digits_cnn import digits_cnn
 from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, _torchvision_cache_file, _unwrap_state_dict
 from advdb.devices import resolve_device
@@ -83,6 +83,16 @@ class DetectorSpec:
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if not 0 < self.test_fraction < 1:
             raise ConfigError(f"--test-fraction must lie between 0 and 1, got {self.test_fraction}")
+        check_finite("momentum", self.momentum, minimum=0.0)
+        check_finite("weight-decay", self.weight_decay, minimum=0.0)
+        check_finite("gamma", self.gamma, positive=True)
+        check_seed(self.seed)
+        if self.step_size is not None and self.step_size < 1:
+            raise ConfigError(f"--step-size must be at least 1 epoch, got {self.step_size}")
+        if self.image_size is not None and not 8 <= self.image_size <= 4096:
+            raise ConfigError(f"--image-size must be between 8 and 4096 pixels, got {self.image_size}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
         if self.arch != SMALL_ARCH:
             import torchvision
 

@@ -54,6 +54,26 @@ class ConflictError(AdvdbError):
     exit_code = 7
 
 
+def check_seed(seed: int) -> int:
+    """A seed numpy and torch both take: 0 … 2³² − 1."""
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be between 0 and 4294967295, got {seed}")
+    return seed
+
+
+def check_finite(name: str, value: float, *, minimum: float | None = None, positive: bool = False) -> float:
+    """A finite float option (NaN and ±inf refused), optionally ≥ ``minimum`` or > 0."""
+    import math
+
+    if not math.isfinite(value):
+        raise ConfigError(f"--{name} must be a finite number, got {value}")
+    if positive and value <= 0:
+        raise ConfigError(f"--{name} must be positive, got {value}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"--{name} must be at least {minimum}, got {value}")
+    return value
+
+
 class InterruptedRun(AdvdbError):
     """A run was interrupted (Ctrl-C); its committed batches are kept and it can be resumed."""
 

@@ -24,7 +24,7 @@ from advdb.artifacts import check_format
 from advdb.attacks.registry import Attack, create_attack
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import device_description, resolve_device, torch_versions
-from advdb.errors import ConfigError, ConflictError, DataError
+from advdb.errors import ConfigError, ConflictError, DataError, check_seed
 from advdb.models import LoadedClassifier, create_classifier
 from advdb.store.artifact_root import ensure_artifact_root
 from advdb.store.catalogue import get_classifier, register_classifier, register_dataset
@@ -86,6 +86,9 @@ class AttackSpec:
             raise ConfigError(f"--n must be at least 1, got {self.n}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        check_seed(self.seed)
+        if self.image_size < 1:
+            raise ConfigError(f"--image-size must be at least 1 pixel, got {self.image_size}")
         if self.targets not in TARGET_MODES:
             raise ConfigError(f"unknown target selection {self.targets!r}: choose one of {', '.join(TARGET_MODES)}")
         check_format(self.image_format)

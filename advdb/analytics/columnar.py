@@ -8,7 +8,14 @@ truth and the copy is never stale:
 * batches committed since the last refresh are copied (each batch's rows are a range of
   ``row_id``, read through ``sqlite_query`` / ``postgres_query``: only the new rows are read);
 * runs that no longer exist in the store (deleted, or an id reused by a new run) are
-  dropped from the copy.
+  dropped from the copy;
+* the copy is checked first (:func:`verify`): per run, its row count against the row
+  counts of the batches it copied, and its row count and ``z_target``/``l2`` sums against
+  its per-iteration sums; a copy that does not match is rebuilt, and the query session
+  says so.
+
+Query sessions read the copy attached READ_ONLY (:func:`open_copy`): nothing a query does
+can change it.
 
 The file lives beside a SQLite store (``<store>-columnar.duckdb``) or, for PostgreSQL, in
 ``$ADVDB_HOME/columnar/``. It is a cache: deleting it only costs a rebuild.
@@ -29,7 +36,7 @@ from advdb.store.models import TRAJECTORY_COLUMNS
 from advdb.store.runs import merge_ranges
 
 ALIAS = "columnar"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Per run and iteration: the count and sums of the columns reports average over iterations
 # (Figs. 1–4). Sums are exact to merge, so the per-iteration means of a 100 M-row store cost
@@ -42,7 +49,7 @@ SUMS_SELECT = (
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS {ALIAS}.mirrored (run_id INTEGER, run_created VARCHAR, batch_index INTEGER);
+CREATE TABLE IF NOT EXISTS {ALIAS}.mirrored (run_id INTEGER, run_created VARCHAR, batch_index INTEGER, n_rows BIGINT);
 CREATE TABLE IF NOT EXISTS {ALIAS}.iteration_sums (
     run_id INTEGER, iteration INTEGER, n BIGINT, {", ".join(f"sum_{c} DOUBLE" for c in SUM_COLUMNS)}
 );
@@ -73,6 +80,7 @@ class RefreshStats:
     rows: int = 0
     dropped_runs: int = 0
     seconds: float = 0.0
+    rebuilt: str | None = None  # why the copy was rebuilt, if it was
 
 
 def _raw(location: StoreLocation, sql: str) -> str:
@@ -80,20 +88,69 @@ def _raw(location: StoreLocation, sql: str) -> str:
     return f"{fn}('store', '{sql.replace(chr(39), chr(39) * 2)}')"
 
 
+def _quoted_path(location: StoreLocation) -> str:
+    return str(columnar_path(location)).replace(chr(39), chr(39) * 2)
+
+
+def _reset(con: duckdb.DuckDBPyConnection) -> None:
+    for table in ("trajectory", "mirrored", "iteration_sums", "meta"):
+        con.execute(f"DROP TABLE IF EXISTS {ALIAS}.{table}")
+    con.execute(_DDL)
+    con.execute(f"INSERT INTO {ALIAS}.meta VALUES ('schema', '{SCHEMA_VERSION}')")
+
+
 def attach(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> bool:
     """Attach the columnar copy read-write (creating it); False if it cannot be opened now."""
-    path = columnar_path(location)
     try:
-        con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {ALIAS}")
-    except duckdb.Error:
-        return False  # locked by another process, or not writable: read the store directly
-    con.execute(_DDL)
-    version = con.execute(f"SELECT value FROM {ALIAS}.meta WHERE key = 'schema'").fetchone()
-    if version is None or version[0] != str(SCHEMA_VERSION):
-        con.execute(f"DROP TABLE {ALIAS}.trajectory; DROP TABLE {ALIAS}.mirrored; DROP TABLE {ALIAS}.iteration_sums; DELETE FROM {ALIAS}.meta;")
+        con.execute(f"ATTACH '{_quoted_path(location)}' AS {ALIAS}")
         con.execute(_DDL)
-        con.execute(f"INSERT INTO {ALIAS}.meta VALUES ('schema', '{SCHEMA_VERSION}')")
+        version = con.execute(f"SELECT value FROM {ALIAS}.meta WHERE key = 'schema'").fetchone()
+    except duckdb.Error:
+        return False  # locked by another process, not writable or damaged: read the store directly
+    if version is None or version[0] != str(SCHEMA_VERSION):
+        _reset(con)
     return True
+
+
+def verify(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the attached copy does not match what it copied, or None when it does.
+
+    Per run: the rows of the copy against the row counts of the batches it copied, and the
+    count and ``z_target``/``l2`` sums of the rows against the per-iteration sums.
+    """
+    row = con.execute(f"""
+        WITH rows AS (SELECT run_id, count(*) AS n, sum(z_target) AS z, sum(l2) AS l2 FROM {ALIAS}.trajectory GROUP BY 1),
+             copied AS (SELECT run_id, sum(n_rows) AS n FROM {ALIAS}.mirrored GROUP BY 1),
+             sums AS (SELECT run_id, sum(n) AS n, sum(sum_z_target) AS z, sum(sum_l2) AS l2 FROM {ALIAS}.iteration_sums GROUP BY 1)
+        SELECT run_id, coalesce(rows.n, 0), coalesce(copied.n, 0), coalesce(sums.n, 0)
+        FROM copied FULL JOIN rows USING (run_id) FULL JOIN sums USING (run_id)
+        WHERE coalesce(rows.n, 0) <> coalesce(copied.n, 0) OR coalesce(rows.n, 0) <> coalesce(sums.n, 0)
+           OR abs(coalesce(rows.z, 0) - coalesce(sums.z, 0)) > 1e-6 * (1 + abs(coalesce(sums.z, 0)))
+           OR abs(coalesce(rows.l2, 0) - coalesce(sums.l2, 0)) > 1e-6 * (1 + abs(coalesce(sums.l2, 0)))
+        LIMIT 1""").fetchone()
+    if row is None:
+        return None
+    run_id, have, copied, summed = row
+    return f"run {run_id} has {have:,} rows in the copy, {copied:,} were copied and its sums count {summed:,}"
+
+
+def open_copy(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshStats | None:
+    """Check and refresh the copy, then attach it READ_ONLY; None when it cannot be opened now."""
+    if not attach(con, location):
+        return None
+    try:
+        problem = verify(con)
+        if problem is not None:
+            _reset(con)
+        stats = refresh(con, location)
+        stats.rebuilt = problem
+    finally:
+        con.execute(f"DETACH {ALIAS}")
+    try:
+        con.execute(f"ATTACH '{_quoted_path(location)}' AS {ALIAS} (READ_ONLY)")
+    except duckdb.Error:
+        return None  # another process took it for writing meanwhile: read the store directly
+    return stats
 
 
 BULK_SHARE = 0.2  # copying more than this share of the store's rows: one parallel scan
@@ -156,15 +213,17 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
         have_set = {(r, c, b) for r, c, b in have if r not in gone}
         new: dict[tuple[int, str], list[int]] = {}
         ranges: list[tuple[int, int]] = []
+        counts: dict[tuple[int, int], int] = {}
         for r, c, b, first_row, n_rows in store_batches:
             if (r, c, b) not in have_set:
                 new.setdefault((r, c), []).append(b)
+                counts[(r, b)] = int(n_rows)
                 if n_rows:
                     ranges.append((first_row, first_row + n_rows - 1))
         if new:
             stats.rows = _copy(con, location, new, merge_ranges(ranges))
-            con.executemany(f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?)",
-                            [[r, c, b] for (r, c), bs in sorted(new.items()) for b in bs])
+            con.executemany(f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?, ?)",
+                            [[r, c, b, counts[(r, b)]] for (r, c), bs in sorted(new.items()) for b in bs])
             stats.batches = sum(len(bs) for bs in new.values())
             touched = sorted({r for r, _ in new})
             con.execute(f"DELETE FROM {ALIAS}.iteration_sums WHERE list_contains($runs, run_id)", {"runs": touched})

@@ -1,12 +1,21 @@
 """Read-only SQL over the store through DuckDB.
 
 DuckDB runs in memory with the store ATTACHed read-only as ``store``; every store table is
-also visible unqualified (``SELECT … FROM trajectory``) through a view. Only SELECT-like
-statements are accepted: anything that writes (INSERT, UPDATE, DDL, COPY, ATTACH, SET …)
-is refused before it runs.
+also visible unqualified (``SELECT … FROM trajectory``) through a view. Read-only is
+enforced by the engine, not only by reading the statement:
+
+* the store and the columnar copy are attached READ_ONLY;
+* file access is off (``enable_external_access = false``: no ``read_text``, ``read_csv``,
+  ``glob``, ``COPY … TO``, ``ATTACH``, extension loading) unless the caller asks for it
+  (``allow_files``), and the configuration is locked, so no query can turn it back on;
+* only SELECT-like statements are accepted, and ``EXPLAIN [ANALYZE]`` only of a query:
+  anything that writes (INSERT, UPDATE, DDL, COPY, ATTACH, SET, CALL, PRAGMA …) is refused
+  before it runs.
 """
 
 from __future__ import annotations
+
+import re
 
 import duckdb
 import pyarrow as pa
@@ -18,12 +27,23 @@ from advdb.store.duck import open_duck
 READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "RELATION", "LOGICAL_PLAN"}
 
 
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+|\([^)]*\)\s*)?", re.IGNORECASE)
+
+
 def _statement_types(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str, str]]:
+    """(type, text) of each statement; an EXPLAIN takes the type of the statement it explains."""
     try:
-        stmts = con.extract_statements(sql)
+        stmts = [(str(s.type).rsplit(".", 1)[-1], s.query) for s in con.extract_statements(sql)]
     except duckdb.Error as exc:
         raise QueryError(_one_line(exc)) from None
-    return [(str(s.type).rsplit(".", 1)[-1], s.query) for s in stmts]
+    out = []
+    for kind, text in stmts:
+        if kind == "EXPLAIN":
+            inner = _statement_types(con, _EXPLAIN.sub("", text, count=1))
+            kind = inner[0][0] if len(inner) == 1 and inner[0][0] != "EXPLAIN" else "EXPLAIN of a non-query"
+            kind = "EXPLAIN" if kind in READ_ONLY_TYPES else kind
+        out.append((kind, text))
+    return out
 
 
 def _one_line(exc: BaseException) -> str:
@@ -36,20 +56,27 @@ class QuerySession:
     """A DuckDB connection over the store for read-only queries.
 
     With ``columnar`` (the default), ``trajectory`` reads the incremental columnar copy
-    (:mod:`advdb.analytics.columnar`), refreshed first; ``store.trajectory`` always reads the
-    store itself.
+    (:mod:`advdb.analytics.columnar`), checked and refreshed first; ``store.trajectory``
+    always reads the store itself. ``allow_files`` lets queries read (and write) files.
+    ``notices`` says what the session did on its own (a rebuilt copy).
     """
 
-    def __init__(self, location: StoreLocation, *, columnar: bool | None = None) -> None:
+    def __init__(self, location: StoreLocation, *, columnar: bool | None = None, allow_files: bool = False) -> None:
         from advdb.analytics import columnar as col
 
         self.location = location
         self.con = open_duck(location, read_only=True)
         self.refresh: col.RefreshStats | None = None
+        self.notices: list[str] = []
         use = col.enabled() if columnar is None else columnar
-        if use and col.attach(self.con, location):
-            self.refresh = col.refresh(self.con, location)
+        if use:
+            self.refresh = col.open_copy(self.con, location)
+            if self.refresh is not None and self.refresh.rebuilt:
+                self.notices.append(f"the columnar copy did not match the store ({self.refresh.rebuilt}): rebuilt it")
         self._create_views()
+        if not allow_files:
+            self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
 
     def _create_views(self) -> None:
         from advdb.analytics.columnar import ALIAS
@@ -110,7 +137,7 @@ def checked_location(url: str | None = None) -> StoreLocation:
         return store.location
 
 
-def run_sql(location: StoreLocation, sql: str) -> pa.Table:
+def run_sql(location: StoreLocation, sql: str, *, allow_files: bool = False) -> pa.Table:
     """Run one read-only query over the store; returns an Arrow table."""
-    with QuerySession(location) as q:
+    with QuerySession(location, allow_files=allow_files) as q:
         return q.query(sql)

@@ -377,6 +377,8 @@ def build(session: QuerySession, name: str, *, runs: list[int] | None = None, co
     """Build one report's data (and figure) over an open session."""
     if not 0 < confidence < 1:
         raise ConfigError(f"--confidence must lie between 0 and 1, got {confidence}")
+    if not 1 <= examples <= 64:
+        raise ConfigError(f"--examples must be between 1 and 64, got {examples}")
     rep = get_report(name)
     return rep.build(Context(session, select_runs(session, runs), confidence, examples))
 
@@ -394,7 +396,10 @@ def report_data(name: str, *, db: str | None = None, runs: list[int] | None = No
 
 def write_report(out: ReportOutput, name: str, out_dir: Path) -> list[Path]:
     """Write a built report: tables as .md/.csv/.tex, figures as .png/.pdf."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the report folder {out_dir}: {exc.strerror or exc}: give another --out") from None
     files: list[Path] = []
     if out.display is not None:
         cols, rows = out.display

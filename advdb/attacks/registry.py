@@ -6,6 +6,7 @@ the full attacks ``ifgs``, ``cw`` and ``lbfgs`` are registered by their modules.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -42,6 +43,9 @@ def _build(cls: type, params: dict[str, Any], attack: str) -> Any:
     if unknown:
         opts = ", ".join("--" + u.replace("_", "-") for u in unknown)
         raise ConfigError(f"{opts} does not apply to --attack {attack}")
+    for name, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value) and name != "norm":  # norm may be inf (L∞)
+            raise ConfigError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
     return cls(**params)
 
 

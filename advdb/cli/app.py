@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import typer
+from typer._click import exceptions as click_exceptions  # typer's own Click
+from typer.core import TyperGroup
 
 from advdb import __version__
 from advdb.cli import render
@@ -61,12 +63,35 @@ def command(group: typer.Typer, name: str) -> Callable[[F], F]:
     return deco
 
 
+class AdvdbGroup(TyperGroup):
+    """The root command: Click's usage errors become advdb's one line on stderr, exit code 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else "")
+            sys.exit(0)
+        except click_exceptions.ClickException as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) else ""
+            message = exc.format_message().strip().replace("\n", " ").replace("Value error, ", "")
+            render.error(message[:1].lower() + message[1:] + where)
+            sys.exit(exc.exit_code)
+        except click_exceptions.Abort:
+            render.error("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 def _sub(name: str, help: str) -> typer.Typer:
     return typer.Typer(name=name, help=help, no_args_is_help=True, add_completion=False)
 
 
 app = typer.Typer(
-    name="advdb", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="advdb", cls=AdvdbGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Run targeted gradient-based adversarial attacks, record every image's trajectory in SQL, query it with DuckDB.",
 )
 db_app = _sub("db", "Create and upgrade the store's schema.")
@@ -122,12 +147,13 @@ def db_upgrade() -> None:
 def db_current(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show the store's schema revision and this advdb's head."""
     from advdb.store import open_store
-    from advdb.store.migrate import current_revision, head_revision
+    from advdb.store.migrate import current_revision, head_revision, revision_state
 
     with open_store(State.db, check_schema=False) as store:
         cur, head = current_revision(store), head_revision()
         where = store.location.masked
-    state = "up to date" if cur == head else ("empty: run `advdb db upgrade`" if cur is None else "behind: run `advdb db upgrade`")
+    state = {"up to date": "up to date", "empty": "empty: run `advdb db upgrade`", "behind": "behind: run `advdb db upgrade`",
+             "ahead": "newer than this advdb knows: upgrade advdb"}[revision_state(cur)]
     if as_json:
         render.print_json({"store": where, "current": cur, "head": head, "up_to_date": cur == head})
     else:
@@ -295,7 +321,7 @@ def attack(
             else:
                 wrong = [f"--{k}" for k in UNIFIED_ONLY if given.get(k) is not None]
                 if wrong:
-                    raise ConfigError(f"{', '.join(wrong)} only apply to --attack unified")
+                    raise ConfigError(f"{', '.join(wrong)} {'applies' if len(wrong) == 1 else 'apply'} only to --attack unified")
                 params = {k: v for k, v in given.items() if v is not None}
                 if check_every is not None:
                     params["check_every"] = check_every
@@ -449,16 +475,26 @@ def sql(
     query: str = typer.Argument(..., help="A read-only SQL query (DuckDB dialect); tables: runs, samples, trajectory, …"),
     fmt: OutFormat = typer.Option(OutFormat.table, "--format", "-f", help="Output format."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (required for parquet)."),
+    allow_files: bool = typer.Option(False, "--allow-files", help="Let the query read files (read_csv, read_parquet, glob …) to join your own data."),
 ) -> None:
-    """Run read-only SQL over the store with DuckDB."""
-    from advdb.analytics import run_sql
+    """Run read-only SQL over the store with DuckDB (no file access unless --allow-files)."""
+    from advdb.analytics.query import QuerySession
 
     if fmt == OutFormat.parquet and out is None:
         raise ConfigError("--format parquet needs --out FILE")
+    if out is not None and not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
     with _store() as store:  # checks the schema; closed before DuckDB opens the file
         location = store.location
-    table = run_sql(location, query)
+    with QuerySession(location, allow_files=allow_files) as session:
+        _notices(session)
+        table = session.query(query)
     render.print_arrow(table, fmt.value, out)
+
+
+def _notices(session: Any) -> None:
+    for note in session.notices:
+        render.err_console.print(f"advdb: notice: {note}")
 
 
 # --- detectors ---------------------------------------------------------------------------
@@ -570,6 +606,7 @@ def reproduce(
     out_dir = out or default_out_dir(location)
     written = []
     with QuerySession(location) as session:
+        _notices(session)
         for n in REPORTS:
             try:
                 written += write_report(build(session, n), n, out_dir)
@@ -632,15 +669,16 @@ def report(
     names = list(REPORTS) if name == "all" else [get_report(name).name]
     location = checked_location(State.db)
     out_dir = out or default_out_dir(location)
-    written = 0
+    written, skipped = 0, []
     with QuerySession(location) as session:
+        _notices(session)
         for n in names:
             try:
                 result = build(session, n, runs=_run_ids(runs), confidence=confidence, examples=examples)
             except MissingDataError as exc:
                 if name != "all":
                     raise
-                render.err_console.print(f"skipped {n}: {exc}")
+                skipped.append(n)
                 continue
             files = write_report(result, n, out_dir)
             written += 1
@@ -652,6 +690,8 @@ def report(
             render.console.print(f"{n}: " + ", ".join(str(f) for f in files))
     if written == 0:
         raise MissingDataError("no report could be made: the store has no finished attack runs yet; start with `advdb attack --loss ce-sign --n 500`")
+    if skipped:
+        render.err_console.print(f"skipped {', '.join(skipped)}: the store has no runs for them (`advdb report NAME` says which)")
 
 
 # --- registries --------------------------------------------------------------------------

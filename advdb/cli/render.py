@@ -13,6 +13,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
+from advdb.errors import ConfigError
+
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -41,7 +43,35 @@ def rich_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: 
 
 
 def print_arrow(table: pa.Table, fmt: str, out: Path | None) -> None:
-    """Write an Arrow table as a rich table, CSV, JSON or Parquet."""
+    """Write an Arrow table as a rich table, CSV, JSON or Parquet.
+
+    Columns a format cannot hold (nested, interval, DuckDB-specific types) are written as text.
+    """
+    if out is not None and not out.parent.is_dir():
+        raise ConfigError(f"cannot write {out}: folder {out.parent} does not exist")
+    if fmt in ("table", "json"):  # text for the reader (Parquet and CSV keep the types they can)
+        table = _as_text(table)
+    try:
+        _print_arrow(table, fmt, out)
+    except (pa.ArrowException, TypeError, ValueError):
+        _print_arrow(_as_text(table), fmt, out)
+
+
+def _as_text(table: pa.Table) -> pa.Table:
+    """Every column that is not a plain number, text, bool or time, as text."""
+    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_boolean, pa.types.is_timestamp,
+             pa.types.is_date, pa.types.is_decimal, pa.types.is_null)
+    cols = []
+    for name in table.column_names:
+        col = table.column(name)
+        if any(test(col.type) for test in plain):
+            cols.append(col)
+        else:
+            cols.append(pa.array([None if v is None else str(v) for v in col.to_pylist()], type=pa.string()))
+    return pa.table(cols, names=table.column_names)
+
+
+def _print_arrow(table: pa.Table, fmt: str, out: Path | None) -> None:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 

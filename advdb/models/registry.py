@@ -45,6 +45,22 @@ class LoadedClassifier:
         return self
 
 
+def _load_state(net: torch.nn.Module, state: dict, path: Path, arch: str) -> None:
+    """Load ``state`` into ``net``; a state dict of another architecture is one short DataError."""
+    want, have = set(net.state_dict()), set(state) if isinstance(state, dict) else set()
+    missing, unexpected = sorted(want - have), sorted(have - want)
+    if missing or unexpected:
+        example = (missing or unexpected)[0]
+        raise DataError(f"weights file {path} does not fit {arch}: {len(missing)} missing and {len(unexpected)} unexpected "
+                        f"tensors (e.g. {example!r}): give a {arch} state dict")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
+        raise DataError(f"weights file {path} does not fit {arch}: {detail}") from None
+
+
 @CLASSIFIERS.register("digits-cnn", "built-in small CNN for 8×8 digits, trained deterministically on first use")
 def _digits_cnn(**_: Any) -> LoadedClassifier:
     from advdb.models.digits_cnn import load_or_train
@@ -132,11 +148,7 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
             last2d = [v for v in state.values() if v.ndim == 2]
             num_classes = int(last2d[-1].shape[0]) if last2d else 1000
         net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-            raise DataError(f"weights file {path} does not fit {arch}: {first}") from None
+        _load_state(net, state, path, arch)
         source, sha = str(path.resolve()), sha256_file(path)
     n_out = num_classes or 1000
     return LoadedClassifier(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from advdb.config import StoreLocation, resolve_store
@@ -25,6 +25,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objec
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def make_engine(location: StoreLocation) -> Engine:
@@ -63,9 +68,18 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        with self._sessions.begin() as s:
-            yield s
+        """A session in a transaction: committed on success, rolled back on error.
+
+        A database failure (a damaged file, a lost server, a read-only file) is a one-line
+        :class:`StoreError`; integrity errors stay as they are for the caller to handle.
+        """
+        try:
+            with self._sessions.begin() as s:
+                yield s
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
+            raise StoreError(f"the store {self.location.masked} failed: {_first_line(exc)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -85,8 +99,7 @@ def connect(location: StoreLocation) -> Store:
             conn.execute(text("SELECT 1"))
     except (OperationalError, SQLAlchemyError) as exc:
         engine.dispose()
-        reason = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreError(f"cannot connect to the store {location.masked}: {reason}") from None
+        raise StoreError(f"cannot connect to the store {location.masked}: {_first_line(exc)}") from None
     return Store(location=location, engine=engine)
 
 

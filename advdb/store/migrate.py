@@ -11,7 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from advdb.errors import SchemaError
+from advdb.errors import SchemaError, StoreError
 from advdb.store.engine import Store
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -47,14 +47,42 @@ def current_revision(store: Store) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _known_revisions() -> set[str]:
+    return {r.revision for r in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+
+
+def revision_state(revision: str | None) -> str:
+    """``up to date``, ``empty``, ``behind`` (upgrade the store) or ``ahead`` (upgrade advdb)."""
+    if revision == head_revision():
+        return "up to date"
+    if revision is None:
+        return "empty"
+    return "behind" if revision in _known_revisions() else "ahead"
+
+
 def upgrade(store: Store, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the store to ``revision``; returns (before, after)."""
     before = current_revision(store)
+    if before is not None and before not in _known_revisions():
+        raise SchemaError(f"the store {store.location.masked} is at revision {before}, newer than this advdb knows "
+                          f"(head {head_revision()}): upgrade advdb")
     cfg = alembic_config(store)
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     return before, current_revision(store)
+
+
+def _check_not_damaged(store: Store, conn: Any) -> None:
+    """A SQLite file whose pages are damaged is said to be so, not mistaken for a foreign database."""
+    if conn.dialect.name != "sqlite":
+        return
+    try:
+        result = conn.exec_driver_sql("PRAGMA quick_check(1)").scalar()
+    except Exception as exc:  # noqa: BLE001 - any failure to read the pages means the same
+        result = str(exc).splitlines()[0]
+    if result != "ok":
+        raise StoreError(f"the store file {store.location.sqlite_path} is damaged ({result}): restore it from a backup")
 
 
 def _create_at_head(store: Store) -> None:
@@ -66,6 +94,7 @@ def _create_at_head(store: Store) -> None:
         if MigrationContext.configure(conn).get_current_revision() is not None:
             return  # another process created it while this one waited
         if inspect(conn).get_table_names():
+            _check_not_damaged(store, conn)
             raise SchemaError(
                 f"{store.location.masked} holds tables but no advdb schema revision; "
                 "point --db at an advdb store or an empty database"
@@ -85,9 +114,7 @@ def ensure_schema(store: Store, *, create: bool = True) -> None:
             raise SchemaError(f"{store.location.masked} is empty: run `advdb db upgrade` to create the schema")
         _create_at_head(store)
         return
-    script = ScriptDirectory.from_config(alembic_config())
-    known = {r.revision for r in script.walk_revisions()}
-    if rev not in known:
+    if rev not in _known_revisions():
         raise SchemaError(
             f"the store {store.location.masked} is at revision {rev}, newer than this advdb knows "
             f"(head {head}): upgrade advdb"

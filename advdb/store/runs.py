@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from advdb.errors import ConflictError, NotFoundError
+from advdb.errors import ConfigError, ConflictError, NotFoundError
 from advdb.store.engine import Store
 from advdb.store.models import (
     Artifact,
@@ -95,7 +95,18 @@ def get_run(store: Store, run_id: int) -> Run:
     return run
 
 
+RUN_KINDS = ("attack", "detector", "circles")
+RUN_STATUSES = ("planned", "running", "finished", "failed", "interrupted")
+
+
 def list_runs(store: Store, *, kind: str | None = None, status: str | None = None, limit: int | None = None) -> list[Run]:
+    """Runs, newest first, filtered by kind and status (unknown values are a ConfigError)."""
+    if kind is not None and kind not in RUN_KINDS:
+        raise ConfigError(f"unknown run kind {kind!r}: choose one of {', '.join(RUN_KINDS)}")
+    if status is not None and status not in RUN_STATUSES:
+        raise ConfigError(f"unknown run status {status!r}: choose one of {', '.join(RUN_STATUSES)}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
     q = select(Run).order_by(Run.run_id.desc())
     if kind:
         q = q.where(Run.kind == kind)

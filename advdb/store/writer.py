@@ -83,8 +83,11 @@ def serve() -> None:
     inp = sys.stdin.buffer
 
     def reply(msg: tuple) -> None:
-        pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.flush()
+        try:
+            pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
+        except OSError:  # the parent is gone (killed): nothing to tell, nobody to tell it to
+            os._exit(0)
 
     try:
         location: StoreLocation = pickle.load(inp)
