@@ -25,8 +25,9 @@ from advdb.models import create_classifier
 from advdb.devices import resolve_device
 from advdb.runner import AttackSpec, Progress, run_attack
 from advdb.store.engine import Store
+from advdb.store.lifecycle import run_lifecycle
 from advdb.store.models import CircleGrid
-from advdb.store.runs import create_run, set_status
+from advdb.store.runs import create_run
 
 
 @dataclass(kw_only=True)
@@ -93,14 +94,14 @@ def run_circles(store: Store, spec: CirclesSpec, *, progress: Progress | None = 
     config: dict[str, Any] = {**asdict(spec), "attack_runs": attack_runs, "plane_radius": PLANE_RADIUS,
                               "classifier_sha256": clf.weights_sha256, "test_accuracy": clf.test_accuracy}
     run = create_run(store, kind="circles", config=config, name="circles", seed=spec.seed, device=str(device))
-    try:
+    with run_lifecycle(store, run.run_id, what="circles run", resume=None,
+                       prior_seconds=time.perf_counter() - started) as life:
         grid = gradient_grid(clf.module, grid=spec.grid, device=device)
-        with store.session() as s:
+
+        def write_grid(s: Any) -> None:
             for loss, cols in grid.items():
                 rows = [dict(zip(cols, vals)) for vals in zip(*(c.tolist() for c in cols.values()))]
                 s.execute(insert(CircleGrid), [{"run_id": run.run_id, "loss": loss, **r} for r in rows])
-    except BaseException as exc:
-        set_status(store, run.run_id, "failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    set_status(store, run.run_id, "finished", wall_seconds=time.perf_counter() - started)
+
+        life.on_finish(write_grid)
     return run.run_id

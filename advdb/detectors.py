@@ -29,11 +29,12 @@ from torch import nn
 
 from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
-from advdb.errors import ConfigError, DataError, InterruptedRun, NotFoundError, check_finite, check_seed
+from advdb.errors import ConfigError, DataError, NotFoundError, check_finite, check_seed
 from advdb.models.digits_cnn import digits_cnn
-from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, _torchvision_cache_file, _unwrap_state_dict
+from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, load_state_into, _torchvision_cache_file, load_state_file
 from advdb.devices import resolve_device
 from advdb.store.engine import Store
+from advdb.store.lifecycle import run_lifecycle
 from advdb.store.models import Artifact, Dataset, DetectorEpoch, DetectorResult, Image, Run
 from advdb.store.runs import create_run, get_run, resumable_run, set_status
 
@@ -284,10 +285,7 @@ def build_detector(spec: DetectorSpec, image_shape: tuple[int, ...]) -> tuple[nn
     if spec.weights and not path.exists():
         raise DataError(f"weights file {path} does not exist")
     if path is not None and path.exists():
-        try:
-            net.load_state_dict(_unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True)))
-        except Exception as exc:  # noqa: BLE001
-            raise DataError(f"weights file {path} does not fit {spec.arch}: {type(exc).__name__}") from None
+        load_state_into(net, load_state_file(path), path, spec.arch)
         source = str(path)
     _replace_last_linear(net, 2)
     size = spec.image_size or 224
@@ -332,7 +330,8 @@ def _log_epoch(store: Store, run_id: int, row: dict[str, Any]) -> None:
 
 
 def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: ImageDataset, start_epoch: int,
-           progress: EpochProgress | None) -> None:
+           progress: EpochProgress | None) -> dict[str, Any]:
+    """Train (from ``start_epoch``, or from the checkpoint), logging every epoch; returns the best epoch's results."""
     device = resolve_device(spec.device)
     test_mask = split(items, test_fraction=spec.test_fraction, seed=spec.seed)
     root = store.location.artifacts_dir
@@ -394,35 +393,34 @@ def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: Imag
         _log_epoch(store, run_id, row)
         if progress:
             progress.epoch(run_id=run_id, epoch=epoch, epochs=spec.epochs, train_loss=loss_sum / max(total, 1), test_accuracy=test_acc)
-    with store.session() as s:
-        for name, (src, n, acc) in best["groups"].items():
-            s.add(DetectorResult(run_id=run_id, group_name=name, source_run_id=src, n_images=n, accuracy=acc, epoch=best["epoch"]))
+    return best
 
 
-def _run(store: Store, run_id: int, spec: DetectorSpec, start_epoch: int, started: float, prior: float,
-         progress: EpochProgress | None) -> int:
-    try:
-        items, ds = build_items(store, spec)
-        _train(store, run_id, spec, items, ds, start_epoch, progress)
-    except KeyboardInterrupt:
-        set_status(store, run_id, "interrupted", wall_seconds=prior + time.perf_counter() - started)
-        raise InterruptedRun(f"detector run {run_id} interrupted; finished epochs are kept: resume with `advdb retrain --resume {run_id}`") from None
-    except BaseException as exc:
-        set_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}", wall_seconds=prior + time.perf_counter() - started)
-        raise
-    set_status(store, run_id, "finished", wall_seconds=prior + time.perf_counter() - started)
+def _run(store: Store, run_id: int, spec: DetectorSpec, start_epoch: int, prior: float, progress: EpochProgress | None,
+         built: tuple[Items, ImageDataset] | None = None) -> int:
+    """Train under the run lifecycle: the results and the *finished* status commit together."""
+    with run_lifecycle(store, run_id, what="detector run", resume=f"advdb retrain --resume {run_id}",
+                       prior_seconds=prior) as life:
+        items, ds = built or build_items(store, spec)
+        best = _train(store, run_id, spec, items, ds, start_epoch, progress)
+
+        def results(s: Any) -> None:
+            for name, (src, n, acc) in best["groups"].items():
+                s.merge(DetectorResult(run_id=run_id, group_name=name, source_run_id=src, n_images=n, accuracy=acc,
+                                       epoch=best["epoch"]))
+
+        life.on_finish(results)
     return run_id
 
 
 def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress | None = None) -> int:
     """Train a new detector; returns its run id. Inputs are validated (and hashed) before any training."""
     spec.validate()
-    build_items(store, spec)  # every file checked before the run exists
-    started = time.perf_counter()
+    built = build_items(store, spec)  # every file checked (and hashed, once) before the run exists
     config = spec.to_config()
     run = create_run(store, kind="detector", config=config, name=f"detector {spec.arch} {spec.setting}", attack=None,
                      seed=spec.seed, iterations=spec.epochs, batch_size=spec.batch_size, device=str(resolve_device(spec.device)))
-    return _run(store, run.run_id, spec, 0, started, 0.0, progress)
+    return _run(store, run.run_id, spec, 0, 0.0, progress, built)
 
 
 def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None = None) -> int:
@@ -438,4 +436,4 @@ def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None
         raise DataError(f"the checkpoint of detector run {run_id} is missing ({_checkpoint_path(store, run_id)}): start a new run")
     start = 1 if has_ckpt else 0  # the checkpoint knows its epoch
     set_status(store, run_id, "running")
-    return _run(store, run_id, spec, start, time.perf_counter(), run.wall_seconds or 0.0, progress)
+    return _run(store, run_id, spec, start, run.wall_seconds or 0.0, progress)

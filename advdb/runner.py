@@ -29,6 +29,7 @@ from advdb.models import LoadedClassifier, create_classifier
 from advdb.store.artifact_root import ensure_artifact_root
 from advdb.store.catalogue import get_classifier, register_classifier, register_dataset
 from advdb.store.engine import Store
+from advdb.store.lifecycle import sigterm_interrupts
 from advdb.store.models import Run, utcnow
 from advdb.store.runs import (
     create_keyed_run,
@@ -236,6 +237,7 @@ def _keyed_run(store: Store, key: str, *, wait_s: float) -> Run | None:
     return run
 
 
+@sigterm_interrupts
 def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = None, join_key: str | None = None,
                creates_run: bool = True, plan_only: bool = False, options: WorkerOptions | None = None) -> int:
     """Run a new attack; returns its run id. Every option is validated before any work.
@@ -339,6 +341,7 @@ def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> R
         time.sleep(0.5)
 
 
+@sigterm_interrupts
 def join_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None,
                 options: WorkerOptions | None = None, own_plan: Plan | None = None, resume: bool = False,
                 loaded: tuple[ImageDataset, LoadedClassifier] | None = None, writer: BackgroundWriter | None = None) -> int:

@@ -26,6 +26,7 @@ from advdb.errors import InterruptedRun
 from advdb.models import LoadedClassifier
 from advdb.store.engine import Store
 from advdb.store.ingest import BatchRecord
+from advdb.store.lifecycle import sigterm_as_interrupt
 from advdb.store.runs import set_status
 from advdb.store.workers import (
     Heartbeat,
@@ -184,7 +185,7 @@ def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device
                                 started_at=options.started_at)
     execution.worker_id, execution.options = worker_id, options
     try:
-        with Heartbeat(store, worker_id, options.lease_seconds):
+        with sigterm_as_interrupt(), Heartbeat(store, worker_id, options.lease_seconds):
             try:
                 execution.run(writer)
                 writer.close()

@@ -275,14 +275,10 @@ def attack(
 ) -> None:
     """Run a targeted attack and record every image's trajectory."""
     import math
-    import signal
 
     from advdb.cli.progress import RichProgress
     from advdb.launch import launch_from_env
     from advdb.runner import AttackSpec, WorkerOptions, join_attack, resume_attack, run_attack
-
-    def _terminate(*_: object) -> None:
-        raise KeyboardInterrupt  # a polite kill is handled like Ctrl-C: the run is marked interrupted
 
     if not math.isfinite(lease) or lease <= 0:
         raise ConfigError(f"--lease must be a positive number of seconds, got {lease}")
@@ -290,7 +286,6 @@ def attack(
         raise ConfigError("--resume, --join and --plan-only exclude each other: give one")
     launch = launch_from_env()
     options = WorkerOptions(lease_seconds=lease, rank=launch.rank)
-    signal.signal(signal.SIGTERM, _terminate)
     progress = RichProgress(attack_name.value if attack_name != AttackName.unified else f"{(loss or Loss.ce_sign).value}")
     if launch.rank not in (None, 0):
         progress.description += f" (rank {launch.rank})"
@@ -675,7 +670,7 @@ def report(
         for n in names:
             try:
                 result = build(session, n, runs=_run_ids(runs), confidence=confidence, examples=examples)
-            except MissingDataError as exc:
+            except MissingDataError:
                 if name != "all":
                     raise
                 skipped.append(n)

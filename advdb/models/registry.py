@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,19 @@ class LoadedClassifier:
         return self
 
 
-def _load_state(net: torch.nn.Module, state: dict, path: Path, arch: str) -> None:
+def load_state_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a ``torch.save`` file (``weights_only``); anything else is one DataError line, torch's warnings silenced."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's multi-line note on a foreign pickle protocol
+            return _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except DataError as exc:
+        raise DataError(f"weights file {path}: {exc}") from None
+    except Exception as exc:  # corrupt zip, pickle refused by weights_only, truncated file …
+        raise DataError(f"weights file {path} cannot be loaded ({type(exc).__name__}): is it a torch.save state dict?") from None
+
+
+def load_state_into(net: torch.nn.Module, state: dict, path: Path, arch: str) -> None:
     """Load ``state`` into ``net``; a state dict of another architecture is one short DataError."""
     want, have = set(net.state_dict()), set(state) if isinstance(state, dict) else set()
     missing, unexpected = sorted(want - have), sorted(have - want)
@@ -138,17 +151,12 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
         if not path.exists():
             where = "" if weights else " (torchvision's cache); download it elsewhere and copy it there, or pass --weights FILE"
             raise DataError(f"weights file {path} does not exist{where}")
-        try:
-            state = _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except DataError as exc:
-            raise DataError(f"weights file {path}: {exc}") from None
-        except Exception as exc:  # corrupt zip, pickle refused by weights_only, truncated file …
-            raise DataError(f"weights file {path} cannot be loaded ({type(exc).__name__}): is it a torch.save state dict?") from None
+        state = load_state_file(path)
         if num_classes is None:
             last2d = [v for v in state.values() if v.ndim == 2]
             num_classes = int(last2d[-1].shape[0]) if last2d else 1000
         net = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
-        _load_state(net, state, path, arch)
+        load_state_into(net, state, path, arch)
         source, sha = str(path.resolve()), sha256_file(path)
     n_out = num_classes or 1000
     return LoadedClassifier(

@@ -8,7 +8,7 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -118,8 +118,7 @@ def list_runs(store: Store, *, kind: str | None = None, status: str | None = Non
         return list(s.scalars(q))
 
 
-def set_status(store: Store, run_id: int, status: str, *, error: str | None = None, wall_seconds: float | None = None) -> None:
-    """Mark a run finished, failed or interrupted (or running again, on resume)."""
+def _status_values(status: str, error: str | None, wall_seconds: float | None) -> dict[str, Any]:
     now = utcnow()
     values: dict[str, Any] = {"status": status, "updated_at": now, "error": error}
     if status in ("finished", "failed", "interrupted"):
@@ -128,8 +127,21 @@ def set_status(store: Store, run_id: int, status: str, *, error: str | None = No
         values.update(finished_at=None, host=socket.gethostname(), pid=os.getpid())
     if wall_seconds is not None:
         values["wall_seconds"] = wall_seconds
+    return values
+
+
+def set_status(store: Store, run_id: int, status: str, *, error: str | None = None, wall_seconds: float | None = None) -> None:
+    """Mark a run finished, failed or interrupted (or running again, on resume)."""
     with store.session() as s:
-        s.execute(update(Run).where(Run.run_id == run_id).values(**values))
+        s.execute(update(Run).where(Run.run_id == run_id).values(**_status_values(status, error, wall_seconds)))
+
+
+def finish_run(store: Store, run_id: int, *, wall_seconds: float, writes: Iterable[Callable[[Session], None]] = ()) -> None:
+    """Mark a run finished in the same transaction as its final results (``writes``)."""
+    with store.session() as s:
+        for write in writes:
+            write(s)
+        s.execute(update(Run).where(Run.run_id == run_id).values(**_status_values("finished", None, wall_seconds)))
 
 
 def last_activity(store: Store, run: Run) -> Any:
