@@ -10,11 +10,16 @@ enforced by the engine, not only by reading the statement:
   (``allow_files``), and the configuration is locked, so no query can turn it back on;
 * only SELECT-like statements are accepted, and ``EXPLAIN [ANALYZE]`` only of a query:
   anything that writes (INSERT, UPDATE, DDL, COPY, ATTACH, SET, CALL, PRAGMA …) is refused
-  before it runs.
+  before it runs;
+* the scanner functions (``sqlite_scan``, ``sqlite_query``, ``postgres_query``,
+  ``postgres_execute`` …) are refused: they reach a database past the read-only attach
+  (``postgres_execute('store', 'COMMIT; DELETE …')`` would write, ``sqlite_scan`` reads any
+  file); queries read the store through its tables.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 import duckdb
@@ -44,6 +49,34 @@ def _statement_types(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[str
             kind = "EXPLAIN" if kind in READ_ONLY_TYPES else kind
         out.append((kind, text))
     return out
+
+
+_SCANNER = re.compile(r"(?i)\b(sqlite|postgres)_\w+")
+
+
+def _scanner_calls(con: duckdb.DuckDBPyConnection, text: str) -> set[str]:
+    """The scanner-extension functions a query calls (from DuckDB's own parse; by name when it cannot serialise one)."""
+    found: set[str] = set()
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+    except (duckdb.Error, TypeError, ValueError):
+        tree = {"error": True}
+    if tree.get("error"):
+        return {m.group(0).lower() for m in _SCANNER.finditer(text)}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            name = node.get("function_name")
+            if isinstance(name, str) and _SCANNER.fullmatch(name):
+                found.add(name.lower())
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(tree)
+    return found
 
 
 def _one_line(exc: BaseException) -> str:
@@ -107,6 +140,10 @@ class QuerySession:
         for kind, text in stmts:
             if kind not in READ_ONLY_TYPES:
                 raise QueryError(f"advdb sql is read-only: {kind} statements are refused ({text.strip()[:60]!r})")
+            calls = _scanner_calls(self.con, _EXPLAIN.sub("", text, count=1))
+            if calls:
+                raise QueryError(f"scanner functions reach the database past the read-only attach and are refused "
+                                 f"({', '.join(sorted(calls))}): query the store's tables (runs, samples, trajectory, …)")
         try:
             for _, text in stmts[:-1]:
                 self.con.execute(text)
