@@ -670,10 +670,10 @@ def report(
         for n in names:
             try:
                 result = build(session, n, runs=_run_ids(runs), confidence=confidence, examples=examples)
-            except MissingDataError:
+            except MissingDataError as exc:
                 if name != "all":
                     raise
-                skipped.append(n)
+                skipped.append(f"skipped {n}: {exc}")
                 continue
             files = write_report(result, n, out_dir)
             written += 1
@@ -685,8 +685,8 @@ def report(
             render.console.print(f"{n}: " + ", ".join(str(f) for f in files))
     if written == 0:
         raise MissingDataError("no report could be made: the store has no finished attack runs yet; start with `advdb attack --loss ce-sign --n 500`")
-    if skipped:
-        render.err_console.print(f"skipped {', '.join(skipped)}: the store has no runs for them (`advdb report NAME` says which)")
+    for line in skipped:  # only when something was written: an empty store gets the one line above
+        render.err_console.print(line if len(line) <= 200 else line[:199] + "…")
 
 
 # --- registries --------------------------------------------------------------------------
