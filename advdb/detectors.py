@@ -29,7 +29,7 @@ from torch import nn
 
 from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
-from advdb.errors import ConfigError, DataError, NotFoundError, check_finite, check_seed
+from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
 from advdb.models.digits_cnn import digits_cnn
 from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, load_state_into, _torchvision_cache_file, load_state_file
 from advdb.devices import resolve_device
@@ -92,6 +92,8 @@ class DetectorSpec:
             raise ConfigError(f"--step-size must be at least 1 epoch, got {self.step_size}")
         if self.image_size is not None and not 8 <= self.image_size <= 4096:
             raise ConfigError(f"--image-size must be between 8 and 4096 pixels, got {self.image_size}")
+        if self.image_size is not None and self.arch == SMALL_ARCH:
+            raise ConfigError(f"--image-size applies to torchvision detectors; {SMALL_ARCH} trains on the images' own size")
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
         if self.arch != SMALL_ARCH:
@@ -134,7 +136,7 @@ def _source_runs(store: Store, sources: list[int]) -> tuple[list[Run], int]:
         except NotFoundError:
             raise NotFoundError(f"source run {rid} does not exist: see `advdb runs list --kind attack`") from None
         if run.kind != "attack" or run.status != "finished":
-            raise ConfigError(f"source run {rid} is a {run.status} {run.kind} run: detectors need finished attack runs")
+            raise ConfigError(f"source run {rid} is {a(run.status + ' ' + run.kind)} run: detectors need finished attack runs")
         runs.append(run)
     datasets = {r.dataset_id for r in runs}
     if len(datasets) != 1:

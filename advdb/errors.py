@@ -54,6 +54,11 @@ class ConflictError(AdvdbError):
     exit_code = 7
 
 
+def a(word: str) -> str:
+    """``word`` with its indefinite article: "an attack", "a detector"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def check_seed(seed: int) -> int:
     """A seed numpy and torch both take: 0 … 2³² − 1."""
     if not 0 <= seed < 2**32:

@@ -24,7 +24,7 @@ from advdb.artifacts import check_format
 from advdb.attacks.registry import Attack, create_attack
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import device_description, resolve_device, torch_versions
-from advdb.errors import ConfigError, ConflictError, DataError, check_seed
+from advdb.errors import ConfigError, ConflictError, DataError, a, check_seed
 from advdb.models import LoadedClassifier, create_classifier
 from advdb.store.artifact_root import ensure_artifact_root
 from advdb.store.catalogue import get_classifier, register_classifier, register_dataset
@@ -353,7 +353,7 @@ def join_attack(store: Store, run_id: int, *, progress: Progress | None = None, 
     """
     run = resumable_run(store, run_id, "attack") if resume else get_run(store, run_id)
     if run.kind != "attack":
-        raise ConflictError(f"run {run_id} is a {run.kind} run, not an attack run")
+        raise ConflictError(f"run {run_id} is {a(run.kind)} run, not an attack run")
     if run.status == "finished":
         return run_id
     options = _with_start(options)

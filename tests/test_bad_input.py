@@ -110,6 +110,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["retrain", "--sources", "1", "--gamma", "inf"], CFG, "--gamma"),
     (["retrain", "--sources", "1", "--weight-decay", "-1"], CFG, "--weight-decay"),
     (["retrain", "--sources", "1", "--image-size", "0"], CFG, "--image-size"),
+    (["retrain", "--sources", "1", "--image-size", "48"], CFG, "--image-size applies to torchvision"),
     (["retrain", "--sources", "1", "--workers", "-1"], CFG, "--workers"),
     (["retrain", "--sources", "1", "--epochs", "0"], CFG, "--epochs"),
     (["retrain", "--sources", "1", "--lr", "-1"], CFG, "--lr"),
@@ -117,7 +118,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["retrain", "--sources", "1", "--arch", "bogus"], CFG, "bogus"),
     (["retrain", "--sources", "1", "--optimizer", "bogus"], CFG, "--optimizer"),
     (["retrain", "--sources", "1", "--seed", "-3"], CFG, "--seed"),
-    (["retrain", "--resume", "1"], CONFLICT, "not a detector run"),
+    (["retrain", "--resume", "1"], CONFLICT, "is an attack run, not a detector run"),
     # circles, reproduce, registries, schema
     (["circles", "--n", "0"], CFG, "--n"),
     (["circles", "--grid", "1"], CFG, "--grid"),

@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from advdb.errors import ConfigError, ConflictError, NotFoundError
+from advdb.errors import ConfigError, ConflictError, NotFoundError, a
 from advdb.store.engine import Store
 from advdb.store.models import (
     Artifact,
@@ -178,7 +178,7 @@ def resumable_run(store: Store, run_id: int, kind: str) -> Run:
     """The run ``run_id`` if it is a ``kind`` run that can be resumed, else a clear error."""
     run = get_run(store, run_id)
     if run.kind != kind:
-        raise ConflictError(f"run {run_id} is a {run.kind} run, not a {kind} run")
+        raise ConflictError(f"run {run_id} is {a(run.kind)} run, not {a(kind)} run")
     if run.status == "finished":
         raise ConflictError(f"run {run_id} is already finished: nothing to resume")
     if is_live(store, run):
