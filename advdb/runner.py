@@ -267,21 +267,13 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = No
         plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device,
                                     batch_size=spec.batch_size, only_labels=spec.labels)
         dataset_id, image_ids, classifier_id = _register(store, ds, clf, labels)
-        config = spec.to_config()
-        config["resolved"] = {
-            "attack": attack.config.to_dict(), "device": str(device), "dataset": ds.name,
-            "classifier_sha256": clf.weights_sha256, "dataset_fingerprint": ds.fingerprint,
-        }
-        fields = dict(kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
-                      classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed,
-                      iterations=getattr(attack.config, "iterations", None), n_images=spec.n, batch_size=spec.batch_size,
-                      device=device_description(device), synthetic=ds.synthetic, versions=torch_versions(device))
+        fields = _run_fields(spec, attack, ds, clf, device, dataset_id=dataset_id, classifier_id=classifier_id)
         run = create_run(store, **fields) if join_key is None else create_keyed_run(store, launch_key=join_key, **fields)
         if run is None:  # another process stored the run first: work on it, with this process's plan as a check
-            writer.stop()
             existing = find_run_by_key(store, join_key or "")
             assert existing is not None
-            return _join_keyed(store, existing, spec, progress=progress, options=options, own_plan=plan, loaded=(ds, clf))
+            return _join_keyed(store, existing, spec, progress=progress, options=options, own_plan=plan, loaded=(ds, clf),
+                               writer=writer)
         _store_plan(store, writer, run.run_id, plan, image_ids[plan.indices], spec.batch_size)
         if plan_only:
             set_status(store, run.run_id, "planned")
@@ -290,6 +282,20 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = No
         return work(store, writer, execution, device=device_description(device), options=options)
     finally:
         writer.stop()
+
+
+def _run_fields(spec: AttackSpec, attack: Attack, ds: ImageDataset, clf: LoadedClassifier, device: torch.device, *,
+                dataset_id: int, classifier_id: int) -> dict[str, Any]:
+    """The run row of a new attack: its full configuration (with what it resolved to) and the columns reports filter on."""
+    config = spec.to_config()
+    config["resolved"] = {
+        "attack": attack.config.to_dict(), "device": str(device), "dataset": ds.name,
+        "classifier_sha256": clf.weights_sha256, "dataset_fingerprint": ds.fingerprint,
+    }
+    return dict(kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
+                classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed,
+                iterations=getattr(attack.config, "iterations", None), n_images=spec.n, batch_size=spec.batch_size,
+                device=device_description(device), synthetic=ds.synthetic, versions=torch_versions(device))
 
 
 def _store_plan(store: Store, writer: BackgroundWriter, run_id: int, plan: Plan, image_ids: np.ndarray, batch_size: int) -> None:

@@ -29,6 +29,7 @@ from advdb.store.ingest import BatchRecord
 from advdb.store.lifecycle import sigterm_as_interrupt
 from advdb.store.runs import set_status
 from advdb.store.workers import (
+    DEFAULT_LEASE_SECONDS,
     Heartbeat,
     busy_seconds,
     claim_batch,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 class WorkerOptions:
     """How this process works on a run; not part of the run's configuration."""
 
-    lease_seconds: float = 60.0
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     rank: int | None = None
     started_at: dt.datetime | None = None
 

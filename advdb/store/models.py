@@ -182,6 +182,8 @@ class Worker(Base):
 
     A worker beats its heart every few seconds (``heartbeat_at``); it is live while its
     process is (same host) or its heartbeat is younger than its lease (another host).
+    ``status``: running, finished, interrupted, failed, or dead (its process ended without
+    saying so; found by the next worker on its host).
     """
 
     __tablename__ = "workers"

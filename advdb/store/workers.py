@@ -28,7 +28,6 @@ from advdb.store.engine import Store
 from advdb.store.models import Batch, BatchClaim, Worker, utcnow
 
 DEFAULT_LEASE_SECONDS = 60.0
-WORKER_STATUSES = ("running", "finished", "interrupted", "failed", "dead")
 
 
 @dataclass(frozen=True)
