@@ -1,14 +1,31 @@
-"""Datasets, images and classifiers in the store (get-or-create by content)."""
+"""Datasets, images and classifiers in the store (get-or-create by content).
+
+Get-or-create is safe when several processes register the same dataset or classifier at
+once (torchrun ranks, concurrent attacks on PostgreSQL): the one whose insert loses on the
+unique key reads the winner's row instead.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from advdb.store.engine import Store
 from advdb.store.models import Classifier, Dataset, Image, utcnow
+
+
+T = TypeVar("T")
+
+
+def _get_or_create(attempt: Callable[[], T]) -> T:
+    """Run a get-or-create once more when a concurrent process created the row first."""
+    try:
+        return attempt()
+    except IntegrityError:
+        return attempt()
 
 
 def register_dataset(
@@ -26,6 +43,14 @@ def register_dataset(
     synthetic: bool = False,
 ) -> tuple[int, np.ndarray]:
     """The dataset's id and its image ids (index order), creating rows on first use."""
+    return _get_or_create(lambda: _register_dataset(store, name=name, kind=kind, fingerprint=fingerprint, labels=labels,
+                                                    image_shape=image_shape, n_classes=n_classes, split=split, root=root,
+                                                    paths=paths, synthetic=synthetic))
+
+
+def _register_dataset(store: Store, *, name: str, kind: str, fingerprint: str, labels: np.ndarray, image_shape: Sequence[int],
+                      n_classes: int, split: str | None, root: str | None, paths: Sequence[str] | None,
+                      synthetic: bool) -> tuple[int, np.ndarray]:
     with store.session() as s:
         ds = s.scalar(select(Dataset).where(Dataset.name == name, Dataset.fingerprint == fingerprint))
         if ds is None:
@@ -51,6 +76,10 @@ def register_dataset(
 
 def register_classifier(store: Store, **fields: Any) -> int:
     """The classifier's id (by name and weights sha256), creating the row on first use."""
+    return _get_or_create(lambda: _register_classifier(store, **fields))
+
+
+def _register_classifier(store: Store, **fields: Any) -> int:
     with store.session() as s:
         c = s.scalar(
             select(Classifier).where(Classifier.name == fields["name"], Classifier.weights_sha256 == fields["weights_sha256"])
