@@ -14,15 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from advdb.errors import ConfigError, DataError
-
-FORMATS: tuple[str, ...] = ("png", "npy")
+from advdb.errors import DataError
+from advdb.vocabulary import IMAGE_FORMATS, check_choice
 
 
 def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown image format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    return fmt
+    return check_choice(fmt, IMAGE_FORMATS, "image format")
 
 
 def relative_path(run_id: int, image_id: int, fmt: str) -> str:
@@ -31,7 +28,7 @@ def relative_path(run_id: int, image_id: int, fmt: str) -> str:
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
     """Encode one image [C, H, W]: uint8 for png, float32 in [0, 1] for npy."""
-    if fmt == "png":
+    if check_format(fmt) == "png":
         from PIL import Image
 
         arr = np.ascontiguousarray(pixels.transpose(1, 2, 0))
@@ -42,11 +39,9 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
         buf = io.BytesIO()
         im.save(buf, format="PNG", compress_level=1)
         return buf.getvalue()
-    if fmt == "npy":
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(pixels, dtype=np.float32), allow_pickle=False)
-        return buf.getvalue()
-    raise ConfigError(f"unknown image format {fmt!r}")
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(pixels, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
 
 
 def write_file(path: Path, data: bytes) -> tuple[str, int]:

@@ -1,4 +1,4 @@
-"""The 2-D experiment (PAPER_NOTES ``fig6``): where does each source's gradient vanish?
+"""The 2-D experiment (Section IV, figure 6): where does each source's gradient vanish?
 
 ``make_circles`` (two rings, same centre), a one-hidden-layer ReLU network trained to
 separate them, and targeted attacks that move outer-ring points to the inner class with each
@@ -16,17 +16,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import insert
 
-from advdb.attacks.sources import LOSSES, perturbation, source_loss
+from advdb.attacks import create_source
 from advdb.data.circles import INNER, OUTER, PLANE_RADIUS, to_pixels
 from advdb.errors import ConfigError, check_seed
+from advdb.vocabulary import MODES, SOURCES, check_choice
 from advdb.models import create_classifier
 from advdb.devices import resolve_device
-from advdb.runner import AttackSpec, Progress, run_attack
+from advdb.progress import AttackProgress
+from advdb.runner import run_attack
+from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
-from advdb.store.models import CircleGrid
+from advdb.store.circle_grid import circle_grid_write
 from advdb.store.runs import create_run
 
 
@@ -40,7 +42,7 @@ class CirclesSpec:
     grid: int = 121
     seed: int = 0
     device: str = "auto"
-    losses: list[str] = field(default_factory=lambda: list(LOSSES))
+    losses: list[str] = field(default_factory=lambda: list(SOURCES))
 
     def validate(self) -> None:
         if self.grid < 2 or self.grid > 1000:
@@ -48,9 +50,9 @@ class CirclesSpec:
         if self.n < 1:
             raise ConfigError(f"--n must be at least 1, got {self.n}")
         check_seed(self.seed)
+        check_choice(self.mode, MODES, "mode")
         for loss in self.losses:
-            if loss not in LOSSES:
-                raise ConfigError(f"unknown loss {loss!r}: choose from {', '.join(LOSSES)}")
+            check_choice(loss, SOURCES, "loss")
 
 
 @torch.no_grad()
@@ -69,16 +71,17 @@ def gradient_grid(model: torch.nn.Module, *, grid: int, device: torch.device) ->
     pred, p_inner = _predict(model, x)
     ix, iy = np.meshgrid(np.arange(grid), np.arange(grid))
     out = {}
-    for loss in LOSSES:
+    for loss in SOURCES:
+        source = create_source(loss)
         xg = x.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(source_loss(loss, model(xg), t).sum(), xg)
-        norm = perturbation(loss, g).flatten(1).norm(dim=1)
+        (g,) = torch.autograd.grad(source.loss(model(xg), t).sum(), xg)
+        norm = source.direction(g).flatten(1).norm(dim=1)
         out[loss] = {"ix": ix.ravel(), "iy": iy.ravel(), "x": pts[:, 0], "y": pts[:, 1],
                      "grad_norm": norm.cpu().numpy(), "pred": pred.cpu().numpy(), "p_target": p_inner.cpu().numpy()}
     return out
 
 
-def run_circles(store: Store, spec: CirclesSpec, *, progress: Progress | None = None) -> int:
+def run_circles(store: Store, spec: CirclesSpec, *, progress: AttackProgress | None = None) -> int:
     """Run the experiment; returns the circles run's id (its attack runs are listed in its config)."""
     spec.validate()
     started = time.perf_counter()
@@ -98,10 +101,6 @@ def run_circles(store: Store, spec: CirclesSpec, *, progress: Progress | None = 
                        prior_seconds=time.perf_counter() - started) as life:
         grid = gradient_grid(clf.module, grid=spec.grid, device=device)
 
-        def write_grid(s: Any) -> None:
-            for loss, cols in grid.items():
-                rows = [dict(zip(cols, vals)) for vals in zip(*(c.tolist() for c in cols.values()))]
-                s.execute(insert(CircleGrid), [{"run_id": run.run_id, "loss": loss, **r} for r in rows])
-
-        life.on_finish(write_grid)
+        life.on_finish(circle_grid_write(run.run_id, {loss: {k: v.tolist() for k, v in cols.items()}
+                                                      for loss, cols in grid.items()}))
     return run.run_id

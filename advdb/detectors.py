@@ -1,4 +1,4 @@
-"""Detector retraining (PAPER_NOTES "Retraining setup", Tables II and III).
+"""Detector retraining (Section V, Tables II and III).
 
 A binary classifier — class 0 genuine, class 1 adversarial — trained on the *stored*
 adversarial image files of one or more attack runs and the genuine images they came from.
@@ -12,6 +12,8 @@ adversarial image files of one or more attack runs and the genuine images they c
 Every file's sha256 is checked before training; a missing or changed file is an error that
 names it. Every epoch is logged to ``detector_epochs``; per-group accuracies of the best
 epoch go to ``detector_results``. A checkpoint after each epoch makes the run resumable.
+The run's configuration records the weights a torchvision detector started from
+(``resolved.pretrained``).
 """
 
 from __future__ import annotations
@@ -20,30 +22,28 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import select
 from torch import nn
 
 from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
 from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
 from advdb.models.digits_cnn import digits_cnn
-from advdb.models.registry import IMAGENET_MEAN, IMAGENET_STD, load_state_into, _torchvision_cache_file, load_state_file
 from advdb.devices import resolve_device
+from advdb.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, load_state_file, load_state_into, torchvision_cache_file
+from advdb.progress import EpochProgress
 from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
-from advdb.store.models import Artifact, Dataset, DetectorEpoch, DetectorResult, Image, Run
-from advdb.store.runs import create_run, get_run, resumable_run, set_status
+from advdb.store.catalogue import get_dataset, image_indices
+from advdb.store.detector_results import finished_epochs, log_epoch, results_write
+from advdb.store.records import RunRecord
+from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
+from advdb.vocabulary import OPTIMIZERS, check_choice
 
 SMALL_ARCH = "small-cnn"
-OPTIMIZERS = ("adam", "sgd")
-
-
-class EpochProgress(Protocol):
-    def epoch(self, *, run_id: int, epoch: int, epochs: int, train_loss: float, test_accuracy: float) -> None: ...
 
 
 @dataclass(kw_only=True)
@@ -78,8 +78,7 @@ class DetectorSpec:
             raise ConfigError("--sources lists a run twice")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("--epochs and --batch-size must be at least 1")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}: choose adam or sgd")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"--lr must be positive, got {self.lr}")
         if not 0 < self.test_fraction < 1:
@@ -128,7 +127,7 @@ class Items:
         return Items(self.image_id[idx], self.dataset_idx[idx], [self.path[i] for i in idx], self.label[idx], self.source[idx])
 
 
-def _source_runs(store: Store, sources: list[int]) -> tuple[list[Run], int]:
+def _source_runs(store: Store, sources: list[int]) -> tuple[list[RunRecord], int]:
     runs = []
     for rid in sources:
         try:
@@ -146,8 +145,7 @@ def _source_runs(store: Store, sources: list[int]) -> tuple[list[Run], int]:
 
 def load_dataset(store: Store, dataset_id: int) -> ImageDataset:
     """The genuine images' dataset, reloaded through the registry and checked by fingerprint."""
-    with store.session() as s:
-        row = s.get(Dataset, dataset_id)
+    row = get_dataset(store, dataset_id)
     if row is None:
         raise NotFoundError(f"dataset {dataset_id} is not in the store")
     if row.kind == "imagefolder":
@@ -165,25 +163,21 @@ def build_items(store: Store, spec: DetectorSpec) -> tuple[Items, ImageDataset]:
     """Genuine and adversarial examples of the sources, every file's sha256 checked."""
     runs, dataset_id = _source_runs(store, spec.sources)
     ds = load_dataset(store, dataset_id)
-    with store.session() as s:
-        idx_of = dict(s.execute(select(Image.image_id, Image.idx).where(Image.dataset_id == dataset_id)).all())
-        arts = s.execute(
-            select(Artifact.run_id, Artifact.image_id, Artifact.path, Artifact.sha256)
-            .where(Artifact.run_id.in_(spec.sources)).order_by(Artifact.run_id, Artifact.image_id)
-        ).all()
+    idx_of = image_indices(store, dataset_id)
+    arts = stored_artifacts(store, spec.sources)
     root = store.location.artifacts_dir
     counts = {r.run_id: 0 for r in runs}
-    for run_id, _, path, sha in arts:
-        f = root / path
+    for art in arts:
+        f = root / art.path
         if not f.exists():
-            raise DataError(f"adversarial image {f} of run {run_id} is missing: restore it or re-run the attack")
-        if artifacts.sha256_of(f) != sha:
-            raise DataError(f"adversarial image {f} of run {run_id} has changed since it was stored (sha256 mismatch)")
-        counts[run_id] += 1
+            raise DataError(f"adversarial image {f} of run {art.run_id} is missing: restore it or re-run the attack")
+        if artifacts.sha256_of(f) != art.sha256:
+            raise DataError(f"adversarial image {f} of run {art.run_id} has changed since it was stored (sha256 mismatch)")
+        counts[art.run_id] += 1
     empty = [r for r, c in counts.items() if c == 0]
     if empty:
         raise DataError(f"source run(s) {empty} stored no adversarial image files: re-run them without --no-save-images")
-    adv_ids = np.array([a[1] for a in arts], dtype=np.int64)
+    adv_ids = np.array([art.image_id for art in arts], dtype=np.int64)
     attacked = np.unique(adv_ids)
     n_adv = len(arts)
     genuine = list(attacked)
@@ -195,9 +189,9 @@ def build_items(store: Store, spec: DetectorSpec) -> tuple[Items, ImageDataset]:
     items = Items(
         image_id=np.concatenate([genuine, adv_ids]),
         dataset_idx=np.concatenate([[idx_of[int(i)] for i in genuine], np.full(n_adv, -1)]).astype(np.int64),
-        path=[None] * len(genuine) + [a[2] for a in arts],
+        path=[None] * len(genuine) + [art.path for art in arts],
         label=np.concatenate([np.zeros(len(genuine)), np.ones(n_adv)]).astype(np.int64),
-        source=np.concatenate([np.zeros(len(genuine)), [a[0] for a in arts]]).astype(np.int64),
+        source=np.concatenate([np.zeros(len(genuine)), [art.run_id for art in arts]]).astype(np.int64),
     )
     return items, ds
 
@@ -241,7 +235,7 @@ class _ItemDataset(torch.utils.data.Dataset):
 def _replace_last_linear(net: nn.Module, out_features: int) -> None:
     """Swap the final linear layer for a fresh ``out_features``-way one (Kaiming init)."""
     parent, name, last = None, None, None
-    for mod_name, module in net.named_modules():
+    for module in net.modules():
         for child_name, child in module.named_children():
             if isinstance(child, nn.Linear):
                 parent, name, last = module, child_name, child
@@ -270,28 +264,33 @@ class _Detector(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def build_detector(spec: DetectorSpec, image_shape: tuple[int, ...]) -> tuple[nn.Module, dict[str, Any]]:
-    """The detector network and what the run records about its initialisation."""
+def pretrained_weights(spec: DetectorSpec) -> Path | None:
+    """The ImageNet weights file a torchvision detector starts from: ``--weights``, else torchvision's cache if there."""
+    if spec.arch == SMALL_ARCH:
+        return None
+    path = Path(spec.weights).expanduser() if spec.weights else torchvision_cache_file(spec.arch)
+    if spec.weights and not path.exists():
+        raise DataError(f"weights file {path} does not exist")
+    return path if path is not None and path.exists() else None
+
+
+def build_detector(spec: DetectorSpec, image_shape: tuple[int, ...]) -> nn.Module:
+    """The detector network, initialised from :func:`pretrained_weights` where there are any."""
     torch.manual_seed(spec.seed)
     if spec.arch == SMALL_ARCH:
         c = int(image_shape[0])
         net = digits_cnn(num_classes=2, channels=c)
         _replace_last_linear(net, 2)
         size = spec.image_size or (8 if image_shape[-1] < 8 else None)
-        return _Detector(net, size=size, channels=c, mean=(0.5,) * c, std=(0.25,) * c), {"pretrained": None}
+        return _Detector(net, size=size, channels=c, mean=(0.5,) * c, std=(0.25,) * c)
     import torchvision
 
     net = torchvision.models.get_model(spec.arch, weights=None, num_classes=1000)
-    source = None
-    path = Path(spec.weights).expanduser() if spec.weights else _torchvision_cache_file(spec.arch)
-    if spec.weights and not path.exists():
-        raise DataError(f"weights file {path} does not exist")
-    if path is not None and path.exists():
+    path = pretrained_weights(spec)
+    if path is not None:
         load_state_into(net, load_state_file(path), path, spec.arch)
-        source = str(path)
     _replace_last_linear(net, 2)
-    size = spec.image_size or 224
-    return _Detector(net, size=size, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD), {"pretrained": source}
+    return _Detector(net, size=spec.image_size or 224, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 # --- training ----------------------------------------------------------------------------------
@@ -325,12 +324,6 @@ def group_accuracies(pred: np.ndarray, label: np.ndarray, source: np.ndarray) ->
     return out
 
 
-def _log_epoch(store: Store, run_id: int, row: dict[str, Any]) -> None:
-    with store.session() as s:
-        if s.get(DetectorEpoch, (run_id, row["epoch"])) is None:
-            s.add(DetectorEpoch(run_id=run_id, **row))
-
-
 def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: ImageDataset, start_epoch: int,
            progress: EpochProgress | None) -> dict[str, Any]:
     """Train (from ``start_epoch``, or from the checkpoint), logging every epoch; returns the best epoch's results."""
@@ -344,7 +337,7 @@ def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: Imag
     train_loader = torch.utils.data.DataLoader(train_set, batch_size=spec.batch_size, shuffle=True, generator=g,
                                                num_workers=spec.workers, pin_memory=pin, drop_last=False)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=spec.batch_size * 2, num_workers=spec.workers, pin_memory=pin)
-    model, _ = build_detector(spec, ds.image_shape)
+    model = build_detector(spec, ds.image_shape)
     model.to(device)
     if spec.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
@@ -363,7 +356,7 @@ def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: Imag
         g.set_state(state["generator"])
         best = state["best"]
         start_epoch = state["epoch"] + 1
-        _log_epoch(store, run_id, state["row"])  # in case the process died between checkpoint and log
+        log_epoch(store, run_id, state["row"])  # in case the process died between checkpoint and log
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -392,7 +385,7 @@ def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: Imag
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                     "generator": g.get_state(), "best": best, "epoch": epoch, "row": row}, tmp)
         tmp.replace(ckpt)  # the checkpoint first: an epoch is logged only once it can be resumed from
-        _log_epoch(store, run_id, row)
+        log_epoch(store, run_id, row)
         if progress:
             progress.epoch(run_id=run_id, epoch=epoch, epochs=spec.epochs, train_loss=loss_sum / max(total, 1), test_accuracy=test_acc)
     return best
@@ -405,13 +398,7 @@ def _run(store: Store, run_id: int, spec: DetectorSpec, start_epoch: int, prior:
                        prior_seconds=prior) as life:
         items, ds = built or build_items(store, spec)
         best = _train(store, run_id, spec, items, ds, start_epoch, progress)
-
-        def results(s: Any) -> None:
-            for name, (src, n, acc) in best["groups"].items():
-                s.merge(DetectorResult(run_id=run_id, group_name=name, source_run_id=src, n_images=n, accuracy=acc,
-                                       epoch=best["epoch"]))
-
-        life.on_finish(results)
+        life.on_finish(results_write(run_id, best["groups"], best["epoch"]))
     return run_id
 
 
@@ -420,6 +407,8 @@ def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress 
     spec.validate()
     built = build_items(store, spec)  # every file checked (and hashed, once) before the run exists
     config = spec.to_config()
+    pretrained = pretrained_weights(spec)
+    config["resolved"] = {"pretrained": str(pretrained) if pretrained is not None else None}
     run = create_run(store, kind="detector", config=config, name=f"detector {spec.arch} {spec.setting}", attack=None,
                      seed=spec.seed, iterations=spec.epochs, batch_size=spec.batch_size, device=str(resolve_device(spec.device)))
     return _run(store, run.run_id, spec, 0, 0.0, progress, built)
@@ -428,11 +417,10 @@ def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress 
 def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None = None) -> int:
     """Continue a detector run from its last finished epoch."""
     run = resumable_run(store, run_id, "detector")
-    cfg = {k: v for k, v in run.config.items() if k != "setting"}
+    cfg = {k: v for k, v in run.config.items() if k not in ("setting", "resolved")}
     spec = DetectorSpec(**cfg)
     spec.validate()
-    with store.session() as s:
-        done = sorted(s.scalars(select(DetectorEpoch.epoch).where(DetectorEpoch.run_id == run_id)))
+    done = finished_epochs(store, run_id)
     has_ckpt = _checkpoint_path(store, run_id).exists()
     if done and not has_ckpt:
         raise DataError(f"the checkpoint of detector run {run_id} is missing ({_checkpoint_path(store, run_id)}): start a new run")

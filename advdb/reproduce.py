@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
-from advdb.attacks.sources import LOSSES
 from advdb.circles import CirclesSpec, run_circles
 from advdb.detectors import DetectorSpec, resume_detector, train_detector
 from advdb.errors import ConfigError, ConflictError
-from advdb.runner import AttackSpec, resume_attack, run_attack
+from advdb.progress import StepProgress
+from advdb.runner import resume_attack, run_attack
+from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
-
-MODES = ("equal-multiplier", "equal-perturbation")
-
-
-class StepProgress(Protocol):
-    def step(self, *, index: int, total: int, label: str, state: str) -> None: ...
+from advdb.vocabulary import FULL_ATTACKS, MODES, PRESETS, SOURCES, check_choice
 
 
 @dataclass
@@ -54,7 +50,7 @@ class Preset:
     workers: int = 0
 
 
-PRESETS = {
+STUDY_PRESETS = {
     # the embedded default: the whole study in minutes on a 2-core CPU
     "digits": Preset(n=500, iterations=300, batch_size=250, full_attack_n=200, detector_epochs=15),
     # the paper's configuration: ResNet-50 on the ImageNet validation set, on a GPU
@@ -82,9 +78,7 @@ class StudyResult:
 
 def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir: str | None = None,
                weights: str | None = None, with_torchvision_detectors: bool = False, seed: int = 0) -> tuple[list[Step], dict[str, int]]:
-    if preset_name not in PRESETS:
-        raise ConfigError(f"unknown preset {preset_name!r}: choose {', '.join(PRESETS)}")
-    p = PRESETS[preset_name]
+    p = STUDY_PRESETS[check_choice(preset_name, PRESETS, "preset")]
     if preset_name == "imagenet" and not (data_dir and weights):
         raise ConfigError("--preset imagenet needs --data-dir (ImageNet validation, ROOT/<synset>/<image>) and --weights (resnet50 state dict)")
     archs = list(p.detector_archs) + (["resnet18"] if with_torchvision_detectors and "resnet18" not in p.detector_archs else [])
@@ -102,9 +96,9 @@ def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir
     common = dict(model=p.model, weights=weights or p.weights, dataset=p.dataset, data_dir=data_dir or p.data_dir,
                   batch_size=p.batch_size, device=device, seed=seed)
     for mode in MODES:
-        for loss in LOSSES:
+        for loss in SOURCES:
             attack_step(f"{loss} {mode}", AttackSpec(params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n, **common))
-    for attack in ("ifgs", "cw", "lbfgs"):
+    for attack in FULL_ATTACKS:
         params = {"iterations": p.iterations} if attack == "ifgs" else {}
         attack_step(attack, AttackSpec(attack=attack, params=params, n=p.full_attack_n, **common))
 
@@ -116,7 +110,7 @@ def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir
         steps.append(Step(label, "detector", lambda: spec().to_config(), lambda: train_detector(store, spec()),
                           lambda r: resume_detector(store, r)))
 
-    eq_pert = [f"{loss} equal-perturbation" for loss in LOSSES]
+    eq_pert = [f"{loss} equal-perturbation" for loss in SOURCES]
     for arch in archs:
         for key in eq_pert:
             detector_step(f"detector {arch} {key.split()[0]}", arch, lambda key=key: [ids[key]])

@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
-from advdb.artifacts import check_format
-from advdb.attacks.registry import Attack, create_attack
-from advdb.data import ImageDataset, create_dataset
+from advdb.attacks import Attack
+from advdb.data import ImageDataset
 from advdb.devices import device_description, resolve_device, torch_versions
-from advdb.errors import ConfigError, ConflictError, DataError, a, check_seed
-from advdb.models import LoadedClassifier, create_classifier
+from advdb.errors import ConflictError, DataError, a
+from advdb.models import LoadedClassifier
+from advdb.planning import Plan, plan_targets
+from advdb.progress import AttackProgress
+from advdb.spec import AttackSpec, load_data_and_model
 from advdb.store.artifact_root import ensure_artifact_root
 from advdb.store.catalogue import get_classifier, register_classifier, register_dataset
 from advdb.store.engine import Store
 from advdb.store.lifecycle import sigterm_interrupts
-from advdb.store.models import Run, utcnow
+from advdb.store.records import RunRecord, utcnow
 from advdb.store.runs import (
     create_keyed_run,
     create_run,
@@ -46,156 +47,7 @@ from advdb.store.workers import ensure_claims, reap_dead_workers
 from advdb.store.writer import BackgroundWriter
 from advdb.worker import Execution, WorkerOptions, work
 
-__all__ = ["AttackSpec", "Plan", "WorkerOptions", "join_attack", "plan_targets", "resolve_device", "resume_attack",
-           "run_attack"]
-
-TARGET_MODES = ("random", "least-likely")
-
-
-class Progress(Protocol):
-    """What a run reports while it works (the CLI draws a progress bar from it)."""
-
-    def start(self, *, run_id: int, total_images: int, done_images: int, iterations: int) -> None: ...
-
-    def advance(self, images: int) -> None: ...
-
-
-@dataclass(kw_only=True)
-class AttackSpec:
-    """Everything that defines an attack run; stored in full as the run's configuration."""
-
-    attack: str = "unified"
-    params: dict[str, Any] = field(default_factory=lambda: {"loss": "ce-sign"})
-    model: str = "digits-cnn"
-    weights: str | None = None
-    dataset: str | None = None
-    data_dir: str | None = None
-    image_size: int = 224
-    image_shape: tuple[int, int, int] | None = None
-    n: int = 500
-    batch_size: int = 128
-    device: str = "auto"
-    seed: int = 0
-    targets: str = "random"
-    image_format: str = "png"
-    save_images: bool = True
-    labels: list[int] | None = None
-    name: str | None = None
-
-    def validate(self) -> Attack:
-        if self.n < 1:
-            raise ConfigError(f"--n must be at least 1, got {self.n}")
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
-        check_seed(self.seed)
-        if self.image_size < 1:
-            raise ConfigError(f"--image-size must be at least 1 pixel, got {self.image_size}")
-        if self.targets not in TARGET_MODES:
-            raise ConfigError(f"unknown target selection {self.targets!r}: choose one of {', '.join(TARGET_MODES)}")
-        check_format(self.image_format)
-        resolve_device(self.device)
-        return create_attack(self.attack, **self.params)
-
-    def to_config(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["image_shape"] = list(self.image_shape) if self.image_shape else None
-        return d
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "AttackSpec":
-        c = dict(config)
-        c.pop("resolved", None)
-        if c.get("image_shape"):
-            c["image_shape"] = tuple(c["image_shape"])
-        return cls(**c)
-
-
-def _load_data_and_model(spec: AttackSpec, device: torch.device) -> tuple[ImageDataset, LoadedClassifier]:
-    clf = create_classifier(spec.model, weights=spec.weights, seed=spec.seed)
-    dataset = spec.dataset or clf.default_dataset or "digits"
-    opts: dict[str, Any] = {"data_dir": spec.data_dir, "image_size": spec.image_size, "seed": spec.seed}
-    if dataset == "synthetic":
-        opts["image_shape"] = spec.image_shape or clf.input_shape
-        opts["n_synthetic"] = spec.n
-    ds = create_dataset(dataset, **opts)
-    if clf.architecture in ("digits-cnn", "circles-mlp") and tuple(ds.image_shape) != tuple(clf.input_shape):
-        raise ConfigError(f"model {clf.name} takes {clf.input_shape} images, dataset {ds.name} has {ds.image_shape}")
-    if ds.n_classes is not None and ds.n_classes > clf.num_classes:
-        raise ConfigError(f"dataset {ds.name} has {ds.n_classes} classes but model {clf.name} only {clf.num_classes}")
-    clf.to(device)
-    return ds, clf
-
-
-@torch.no_grad()
-def predict(clf: LoadedClassifier, ds: ImageDataset, indices: np.ndarray, device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and least-likely classes for ``indices``."""
-    preds, least = [], []
-    for s in range(0, len(indices), batch_size):
-        z = clf.module(ds.load(indices[s : s + batch_size]).to(device))
-        preds.append(z.argmax(1).cpu())
-        least.append(z.argmin(1).cpu())
-    if not preds:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return torch.cat(preds).numpy(), torch.cat(least).numpy()
-
-
-@dataclass
-class Plan:
-    """The work list: dataset indices, labels and targets, in attack order."""
-
-    indices: np.ndarray
-    labels: np.ndarray
-    targets: np.ndarray
-
-
-def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, targets: str, device: torch.device,
-                 batch_size: int, only_labels: list[int] | None = None) -> tuple[Plan, np.ndarray]:
-    """Pick ``n`` correctly classified images in a seeded order and a seeded target for each.
-
-    ``only_labels`` restricts the images to those classes. Returns the plan and the
-    dataset's labels (the classifier's predictions for synthetic data).
-    """
-    order = np.random.default_rng(seed).permutation(len(ds))
-    labels = ds.labels
-    if only_labels is not None:
-        if labels is None:
-            raise ConfigError("--labels needs a labelled dataset")
-        order = order[np.isin(labels[order], only_labels)]
-    chunk = max(batch_size, 256)
-    chosen: list[np.ndarray] = []
-    chosen_least: list[np.ndarray] = []
-    found = 0
-    all_preds = np.full(len(ds), -1, dtype=np.int64)
-    for s in range(0, len(order), chunk):
-        idx = order[s : s + chunk]
-        pred, least = predict(clf, ds, idx, device, batch_size)
-        all_preds[idx] = pred
-        ok = pred == (labels[idx] if labels is not None else pred)
-        chosen.append(idx[ok])
-        chosen_least.append(least[ok])
-        found += int(ok.sum())
-        if found >= n:
-            break
-    if found < n:
-        which = f" with labels {only_labels}" if only_labels is not None else ""
-        raise DataError(
-            f"only {found} of {len(order)} images{which} in {ds.name} are classified correctly by {clf.name}: use --n {found} or fewer"
-        )
-    idx = np.concatenate(chosen)[:n]
-    y = labels[idx] if labels is not None else all_preds[idx]
-    if targets == "least-likely":
-        t = np.concatenate(chosen_least)[:n]
-    else:
-        r = np.random.default_rng([seed, 1]).integers(0, clf.num_classes - 1, size=n)
-        t = r + (r >= y)
-    if labels is None:
-        labels = np.where(all_preds >= 0, all_preds, 0)
-        # synthetic images not evaluated get their label when first predicted
-        missing = np.flatnonzero(all_preds < 0)
-        if len(missing):
-            labels[missing], _ = predict(clf, ds, missing, device, batch_size)
-    return Plan(indices=idx.astype(np.int64), labels=y.astype(np.int64), targets=t.astype(np.int64)), labels
-
+__all__ = ["AttackSpec", "WorkerOptions", "join_attack", "resume_attack", "run_attack"]
 
 
 # --- a new run ----------------------------------------------------------------------------
@@ -227,7 +79,7 @@ def _with_start(options: WorkerOptions | None) -> WorkerOptions:
     return options if options.started_at is not None else dataclasses.replace(options, started_at=utcnow())
 
 
-def _keyed_run(store: Store, key: str, *, wait_s: float) -> Run | None:
+def _keyed_run(store: Store, key: str, *, wait_s: float) -> RunRecord | None:
     """The run stored under ``key``, waiting up to ``wait_s`` seconds for another process to create it."""
     deadline = time.monotonic() + wait_s
     while (run := find_run_by_key(store, key)) is None and time.monotonic() < deadline:
@@ -238,7 +90,7 @@ def _keyed_run(store: Store, key: str, *, wait_s: float) -> Run | None:
 
 
 @sigterm_interrupts
-def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = None, join_key: str | None = None,
+def run_attack(store: Store, spec: AttackSpec, *, progress: AttackProgress | None = None, join_key: str | None = None,
                creates_run: bool = True, plan_only: bool = False, options: WorkerOptions | None = None) -> int:
     """Run a new attack; returns its run id. Every option is validated before any work.
 
@@ -253,7 +105,7 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = No
     if join_key is not None and not creates_run:  # start the writer and load while the creator plans, then join
         writer = _writer(store, spec)
         try:
-            loaded = _load_data_and_model(spec, device)
+            loaded = load_data_and_model(spec, device)
             existing = _keyed_run(store, join_key, wait_s=1800.0)
             assert existing is not None
             return _join_keyed(store, existing, spec, progress=progress, options=options, loaded=loaded, writer=writer)
@@ -263,7 +115,7 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: Progress | None = No
         return _join_keyed(store, existing, spec, progress=progress, options=options)
     writer = _writer(store, spec)
     try:
-        ds, clf = _load_data_and_model(spec, device)
+        ds, clf = load_data_and_model(spec, device)
         plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device,
                                     batch_size=spec.batch_size, only_labels=spec.labels)
         dataset_id, image_ids, classifier_id = _register(store, ds, clf, labels)
@@ -289,12 +141,12 @@ def _run_fields(spec: AttackSpec, attack: Attack, ds: ImageDataset, clf: LoadedC
     """The run row of a new attack: its full configuration (with what it resolved to) and the columns reports filter on."""
     config = spec.to_config()
     config["resolved"] = {
-        "attack": attack.config.to_dict(), "device": str(device), "dataset": ds.name,
+        "attack": attack.to_dict(), "device": str(device), "dataset": ds.name,
         "classifier_sha256": clf.weights_sha256, "dataset_fingerprint": ds.fingerprint,
     }
     return dict(kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
                 classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed,
-                iterations=getattr(attack.config, "iterations", None), n_images=spec.n, batch_size=spec.batch_size,
+                iterations=attack.budget(), n_images=spec.n, batch_size=spec.batch_size,
                 device=device_description(device), synthetic=ds.synthetic, versions=torch_versions(device))
 
 
@@ -319,7 +171,7 @@ def _store_plan(store: Store, writer: BackgroundWriter, run_id: int, plan: Plan,
 PER_WORKER = ("device", "name")
 
 
-def _join_keyed(store: Store, run: Run, spec: AttackSpec, *, progress: Progress | None, options: WorkerOptions,
+def _join_keyed(store: Store, run: RunRecord, spec: AttackSpec, *, progress: AttackProgress | None, options: WorkerOptions,
                 own_plan: Plan | None = None, loaded: tuple[ImageDataset, LoadedClassifier] | None = None,
                 writer: BackgroundWriter | None = None) -> int:
     """Join the run found by a launch key, after checking it was started with the same options."""
@@ -333,7 +185,7 @@ def _join_keyed(store: Store, run: Run, spec: AttackSpec, *, progress: Progress 
                        loaded=loaded, writer=writer)
 
 
-def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> Run:
+def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> RunRecord:
     """Wait until the run's creator has stored its plan (it may still be planning)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -348,7 +200,7 @@ def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> R
 
 
 @sigterm_interrupts
-def join_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None,
+def join_attack(store: Store, run_id: int, *, progress: AttackProgress | None = None, device: str | None = None,
                 options: WorkerOptions | None = None, own_plan: Plan | None = None, resume: bool = False,
                 loaded: tuple[ImageDataset, LoadedClassifier] | None = None, writer: BackgroundWriter | None = None) -> int:
     """Work on stored attack run ``run_id`` beside its other workers (or alone); returns the run id.
@@ -370,7 +222,7 @@ def join_attack(store: Store, run_id: int, *, progress: Progress | None = None, 
     dev = resolve_device(spec.device)
     writer = writer or _writer(store, spec)
     try:
-        ds, clf = loaded or _load_data_and_model(spec, dev)
+        ds, clf = loaded or load_data_and_model(spec, dev)
         _check_same_inputs(store, run, ds, clf)
         run = _wait_for_plan(store, run_id)
         arr = np.asarray(stored_plan(store, run_id), dtype=np.int64)
@@ -392,7 +244,7 @@ def _same_plan(a: Plan, b: Plan) -> bool:
     return all(np.array_equal(x, y) for x, y in ((a.indices, b.indices), (a.labels, b.labels), (a.targets, b.targets)))
 
 
-def _check_same_inputs(store: Store, run: Run, ds: ImageDataset, clf: LoadedClassifier) -> None:
+def _check_same_inputs(store: Store, run: RunRecord, ds: ImageDataset, clf: LoadedClassifier) -> None:
     stored = get_classifier(store, run.classifier_id) if run.classifier_id else None
     if stored is not None and stored.weights_sha256 != clf.weights_sha256:
         raise DataError(f"the weights of {clf.name} differ from run {run.run_id}'s (sha256 {clf.weights_sha256[:12]}… ≠ "
@@ -401,7 +253,7 @@ def _check_same_inputs(store: Store, run: Run, ds: ImageDataset, clf: LoadedClas
         raise DataError(f"dataset {ds.name} differs from the one run {run.run_id} started on: restore it to work on it")
 
 
-def resume_attack(store: Store, run_id: int, *, progress: Progress | None = None, device: str | None = None,
+def resume_attack(store: Store, run_id: int, *, progress: AttackProgress | None = None, device: str | None = None,
                   options: WorkerOptions | None = None) -> int:
     """Finish an interrupted or failed attack run: attack exactly the batches not yet committed."""
     return join_attack(store, run_id, progress=progress, device=device, options=options, resume=True)

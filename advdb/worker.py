@@ -14,16 +14,18 @@ import datetime as dt
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from advdb.attacks.registry import Attack
+from advdb.attacks import Attack
 from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset
 from advdb.errors import InterruptedRun
 from advdb.models import LoadedClassifier
+from advdb.planning import Plan
+from advdb.progress import AttackProgress
+from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.ingest import BatchRecord
 from advdb.store.lifecycle import sigterm_as_interrupt
@@ -40,9 +42,6 @@ from advdb.store.workers import (
     register_worker,
 )
 from advdb.store.writer import ArtifactPayload, BackgroundWriter
-
-if TYPE_CHECKING:
-    from advdb.runner import AttackSpec, Plan, Progress
 
 
 @dataclass(kw_only=True)
@@ -87,7 +86,7 @@ class Execution:
     """One worker's loop over the batches it claims."""
 
     def __init__(self, store: Store, run_id: int, spec: AttackSpec, attack: Attack, ds: ImageDataset, clf: LoadedClassifier,
-                 device: torch.device, plan: Plan, image_ids: np.ndarray, progress: Progress | None) -> None:
+                 device: torch.device, plan: Plan, image_ids: np.ndarray, progress: AttackProgress | None) -> None:
         self.store, self.run_id, self.spec, self.attack = store, run_id, spec, attack
         self.ds, self.clf, self.device, self.plan = ds, clf, device, plan
         self.image_ids = image_ids  # per plan position
@@ -118,9 +117,10 @@ class Execution:
         """Attack claimed batches until every batch of the run is committed."""
         if self.progress:
             done = committed_batches(self.store, self.run_id)
-            self.progress.start(run_id=self.run_id, total_images=len(self.plan.indices),
+            label = self.attack.loss if self.attack.name == "unified" else self.attack.name
+            self.progress.start(run_id=self.run_id, label=label or self.attack.name, total_images=len(self.plan.indices),
                                 done_images=sum(self._slice(b).stop - self._slice(b).start for b in done),
-                                iterations=int(self.spec.params.get("iterations", 0) or 0))
+                                iterations=self.attack.budget())
         with ThreadPoolExecutor(max_workers=1) as loader:
             cur = self._claim()
             data = self._load(loader, cur) if cur is not None else None

@@ -22,8 +22,8 @@ import numpy as np
 
 from advdb.store import open_store
 from advdb.store.catalogue import register_dataset
-from advdb.store.ingest import SAMPLE_COLUMNS, BatchRecord, Ingestor
-from advdb.store.models import TRAJECTORY_COLUMNS
+from advdb.store.columns import SAMPLE_COLUMNS, TRAJECTORY_MEASURES
+from advdb.store.ingest import BatchRecord, Ingestor
 from advdb.store.runs import create_run, delete_run
 
 
@@ -36,7 +36,7 @@ def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator
         "search_step": np.zeros(n, np.int16),
         "pred": rng.integers(0, 1000, n).astype(np.int16),
     }
-    for k in TRAJECTORY_COLUMNS[5:]:
+    for k in TRAJECTORY_MEASURES:
         traj[k] = rng.random(n, dtype=np.float32)
     samples = {k: rng.random(n_img, dtype=np.float32) for k in SAMPLE_COLUMNS}
     samples.update(image_id=ids, batch_index=np.full(n_img, b), label=np.zeros(n_img, np.int32),

@@ -22,8 +22,8 @@ from advdb.analytics.query import QuerySession
 from advdb.analytics.reports import build
 from advdb.store import open_store
 from advdb.store.catalogue import register_dataset
-from advdb.store.ingest import SAMPLE_COLUMNS, BatchRecord
-from advdb.store.models import TRAJECTORY_COLUMNS
+from advdb.store.columns import SAMPLE_COLUMNS, TRAJECTORY_MEASURES
+from advdb.store.ingest import BatchRecord
 from advdb.store.runs import create_run, set_status
 from advdb.store.writer import BackgroundWriter
 
@@ -38,7 +38,7 @@ def batch(run_id: int, b: int, image_ids: np.ndarray, T: int, rng: np.random.Gen
     it = np.tile(np.arange(T + 1, dtype=np.int32), n_img)
     traj: dict[str, np.ndarray] = {"image_id": np.repeat(image_ids.astype(np.int32), T + 1), "iteration": it,
                                    "search_step": np.zeros(n, np.int16), "pred": rng.integers(0, 1000, n).astype(np.int16)}
-    for k in TRAJECTORY_COLUMNS[5:]:
+    for k in TRAJECTORY_MEASURES:
         traj[k] = rng.random(n, dtype=np.float32)
     samples = {k: rng.random(n_img, dtype=np.float32) for k in SAMPLE_COLUMNS}
     samples.update(image_id=image_ids.astype(np.int32), batch_index=np.full(n_img, b), label=np.zeros(n_img, np.int32),

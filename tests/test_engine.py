@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from advdb.attacks.engine import UnifiedConfig, default_tau, run_unified
-from advdb.attacks.sources import LOSSES, perturbation, source_loss
+from advdb.attacks import UnifiedAttack, create_source
+from advdb.attacks.unified import default_tau
 from advdb.attacks.stats import COL
 from advdb.attacks.summary import first_success, summarise
 from advdb.errors import ConfigError
+from advdb.vocabulary import SOURCES as LOSSES
 from conftest import digits_batch
 
 
@@ -26,7 +27,7 @@ def digits():  # noqa: ANN201
 
 def _grad(model, x: torch.Tensor, t: torch.Tensor, loss: str) -> torch.Tensor:  # noqa: ANN001
     x = x.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(source_loss(loss, model(x), t).sum(), x)
+    (g,) = torch.autograd.grad(create_source(loss).loss(model(x), t).sum(), x)
     return g
 
 
@@ -40,7 +41,7 @@ def test_ce_sign_equal_multiplier_step_is_alpha_times_sign(digits) -> None:  # n
     clf, x, y, t = digits
     x0 = 0.25 + 0.5 * x  # interior: no clipping
     alpha = 2 / 255
-    out = run_unified(clf.module, x0, y, t, UnifiedConfig(loss="ce-sign", mode="equal-multiplier", iterations=1, alpha=alpha), num_classes=10)
+    out = UnifiedAttack(loss="ce-sign", mode="equal-multiplier", iterations=1, alpha=alpha).run(clf.module, x0, y, t, num_classes=10)
     expected = x0 - alpha * torch.sign(_grad(clf.module, x0, t, "ce"))
     assert torch.equal(out.x_adv, expected)
     nnz = (torch.sign(_grad(clf.module, x0, t, "ce")) != 0).flatten(1).sum(1).double()
@@ -51,8 +52,8 @@ def test_ce_sign_equal_multiplier_step_is_alpha_times_sign(digits) -> None:  # n
 def test_equal_multiplier_step_follows_the_source(digits, loss: str) -> None:  # noqa: ANN001
     clf, x, y, t = digits
     x0 = 0.25 + 0.5 * x
-    out = run_unified(clf.module, x0, y, t, UnifiedConfig(loss=loss, mode="equal-multiplier", iterations=1, alpha=1e-3), num_classes=10)
-    P = perturbation(loss, _grad(clf.module, x0, t, loss))
+    out = UnifiedAttack(loss=loss, mode="equal-multiplier", iterations=1, alpha=1e-3).run(clf.module, x0, y, t, num_classes=10)
+    P = create_source(loss).direction(_grad(clf.module, x0, t, loss))
     torch.testing.assert_close(out.x_adv, (x0 + 1e-3 * P).clamp(0, 1))
     if loss == "logit":  # P = +∇z_t
         x_ = x0.clone().requires_grad_(True)
@@ -66,8 +67,8 @@ def test_equal_perturbation_step_has_norm_tau(digits, loss: str, norm: float) ->
     clf, x, y, t = digits
     x0 = 0.25 + 0.5 * x
     tau = default_tau(norm, 64) * 0.5
-    cfg = UnifiedConfig(loss=loss, mode="equal-perturbation", iterations=1, tau=tau, norm=norm)
-    out = run_unified(clf.module, x0, y, t, cfg, num_classes=10)
+    cfg = UnifiedAttack(loss=loss, mode="equal-perturbation", iterations=1, tau=tau, norm=norm)
+    out = cfg.run(clf.module, x0, y, t, num_classes=10)
     step = torch.linalg.vector_norm((out.x_adv - x0).flatten(1), ord=norm, dim=1)
     nonzero = torch.linalg.vector_norm(_grad(clf.module, x0, t, loss).flatten(1), dim=1) > 0
     torch.testing.assert_close(step[nonzero], torch.full_like(step[nonzero], tau), rtol=1e-4, atol=1e-7)
@@ -83,14 +84,14 @@ def test_default_tau_is_one_ifgs_step() -> None:
 @pytest.mark.parametrize("mode", ["equal-multiplier", "equal-perturbation"])
 def test_images_stay_in_the_unit_box(digits, mode: str) -> None:  # noqa: ANN001
     clf, x, y, t = digits
-    out = run_unified(clf.module, x, y, t, UnifiedConfig(loss="logit", mode=mode, iterations=20, alpha=0.2, tau=3.0), num_classes=10)
+    out = UnifiedAttack(loss="logit", mode=mode, iterations=20, alpha=0.2, tau=3.0).run(clf.module, x, y, t, num_classes=10)
     assert float(out.x_adv.min()) >= 0.0 and float(out.x_adv.max()) <= 1.0
 
 
 def test_epsilon_ball_holds(digits) -> None:  # noqa: ANN001
     clf, x, y, t = digits
     eps = 0.05
-    out = run_unified(clf.module, x, y, t, UnifiedConfig(loss="ce-sign", iterations=30, alpha=0.02, epsilon=eps), num_classes=10)
+    out = UnifiedAttack(loss="ce-sign", iterations=30, alpha=0.02, epsilon=eps).run(clf.module, x, y, t, num_classes=10)
     assert float((out.x_adv - x).abs().max()) <= eps + 1e-6
     assert float(out.stats[:, :, COL["linf"]].max()) <= eps + 1e-6
     assert float(out.x_adv.min()) >= 0 and float(out.x_adv.max()) <= 1
@@ -99,8 +100,8 @@ def test_epsilon_ball_holds(digits) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("mode", ["equal-multiplier", "equal-perturbation"])
 def test_m_logit_with_kappa_zero_stops_after_success(digits, mode: str) -> None:  # noqa: ANN001
     clf, x, y, t = digits
-    cfg = UnifiedConfig(loss="m-logit", mode=mode, iterations=80, alpha=0.01, kappa=0.0)
-    out = run_unified(clf.module, x, y, t, cfg, num_classes=10)
+    cfg = UnifiedAttack(loss="m-logit", mode=mode, iterations=80, alpha=0.01, kappa=0.0)
+    out = cfg.run(clf.module, x, y, t, num_classes=10)
     stats = out.stats.numpy()
     assert np.isfinite(stats).all()
     first = first_success(stats, t.numpy())
@@ -114,7 +115,7 @@ def test_m_logit_with_kappa_zero_stops_after_success(digits, mode: str) -> None:
 
 def test_statistics_describe_each_iterate(digits) -> None:  # noqa: ANN001
     clf, x, y, t = digits
-    out = run_unified(clf.module, x, y, t, UnifiedConfig(loss="ce", mode="equal-perturbation", iterations=5), num_classes=10)
+    out = UnifiedAttack(loss="ce", mode="equal-perturbation", iterations=5).run(clf.module, x, y, t, num_classes=10)
     s = out.stats.numpy()
     assert s.shape == (6, 16, len(COL))
     with torch.no_grad():
@@ -135,8 +136,8 @@ def test_statistics_describe_each_iterate(digits) -> None:  # noqa: ANN001
 
 def test_early_stop_ends_a_batch_once_all_succeed(digits) -> None:  # noqa: ANN001
     clf, x, y, t = digits
-    cfg = UnifiedConfig(loss="ce", mode="equal-perturbation", iterations=300, early_stop=True, check_every=5, tau=0.5)
-    out = run_unified(clf.module, x, y, t, cfg, num_classes=10)
+    cfg = UnifiedAttack(loss="ce", mode="equal-perturbation", iterations=300, early_stop=True, check_every=5, tau=0.5)
+    out = cfg.run(clf.module, x, y, t, num_classes=10)
     assert out.rows_per_image < 301
     assert (out.stats[-1, :, COL["pred"]].numpy() == t.numpy()).all()
 
@@ -156,4 +157,4 @@ def test_early_stop_ends_a_batch_once_all_succeed(digits) -> None:  # noqa: ANN0
 )
 def test_bad_hyperparameters_are_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
-        UnifiedConfig(**kwargs)
+        UnifiedAttack(**kwargs)

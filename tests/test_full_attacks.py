@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from advdb.analytics import run_sql
-from advdb.attacks.full import CWConfig, LBFGSConfig, _next_c, run_cw, run_lbfgs
-from advdb.attacks.registry import create_attack
+from advdb.attacks import LBFGS, CarliniWagnerL2, create_attack
+from advdb.attacks.search import next_c
 from advdb.errors import ConfigError
 from conftest import digits_batch
 from advdb.runner import AttackSpec, run_attack
@@ -41,11 +41,11 @@ def q(url: str, sql: str) -> list[dict]:
 def test_cw_rows_match_the_optimiser_steps(digits) -> None:  # noqa: ANN001
     clf, x, y, t = digits
     m = Counting(clf.module)
-    out = run_cw(m, x, y, t, CWConfig(search_steps=3, max_iterations=20, abort_early=False), num_classes=10)
+    out = CarliniWagnerL2(search_steps=3, max_iterations=20, abort_early=False).run(m, x, y, t, num_classes=10)
     assert out.rows_per_image == 60 == m.calls
     assert out.search_step[:, 0].tolist() == [0] * 20 + [1] * 20 + [2] * 20
     m.calls = 0
-    out = run_cw(m, x, y, t, CWConfig(search_steps=3, max_iterations=200, abort_early=True), num_classes=10)
+    out = CarliniWagnerL2(search_steps=3, max_iterations=200, abort_early=True).run(m, x, y, t, num_classes=10)
     assert out.rows_per_image == m.calls <= 600
     assert float(out.x_adv.min()) >= 0 and float(out.x_adv.max()) <= 1
 
@@ -53,7 +53,7 @@ def test_cw_rows_match_the_optimiser_steps(digits) -> None:  # noqa: ANN001
 def test_lbfgs_rows_match_the_model_evaluations(digits) -> None:  # noqa: ANN001
     clf, x, y, t = digits
     m = Counting(clf.module)
-    out = run_lbfgs(m, x, y, t, LBFGSConfig(search_steps=2, max_iterations=15, max_evaluations=30), num_classes=10)
+    out = LBFGS(search_steps=2, max_iterations=15, max_evaluations=30).run(m, x, y, t, num_classes=10)
     assert out.rows_per_image == m.calls
     steps = out.search_step[:, 0].numpy()
     assert steps[0] == 0 and steps[-1] == 1 and (np.diff(steps) >= 0).all()
@@ -62,9 +62,9 @@ def test_lbfgs_rows_match_the_model_evaluations(digits) -> None:  # noqa: ANN001
 
 def test_cw_search_grows_c_until_success_then_bisects() -> None:
     c, lo, hi = torch.tensor([0.1, 0.1]), torch.zeros(2), torch.full((2,), math.inf)
-    c, lo, hi = _next_c(c, lo, hi, torch.tensor([False, True]), grow_on_fail=True)
+    c, lo, hi = next_c(c, lo, hi, torch.tensor([False, True]), grow_on_fail=True)
     torch.testing.assert_close(c, torch.tensor([1.0, 0.05]))  # fail: ×10; success: halve towards 0
-    c, lo, hi = _next_c(c, lo, hi, torch.tensor([True, False]), grow_on_fail=True)
+    c, lo, hi = next_c(c, lo, hi, torch.tensor([True, False]), grow_on_fail=True)
     torch.testing.assert_close(c, torch.tensor([0.55, 0.075]))  # bisect inside the bracket
     torch.testing.assert_close(lo, torch.tensor([0.1, 0.05]))
     torch.testing.assert_close(hi, torch.tensor([1.0, 0.1]))
@@ -72,9 +72,9 @@ def test_cw_search_grows_c_until_success_then_bisects() -> None:
 
 def test_lbfgs_search_looks_for_the_largest_successful_distance_weight() -> None:
     c, lo, hi = torch.tensor([0.1, 0.1]), torch.zeros(2), torch.full((2,), math.inf)
-    c, lo, hi = _next_c(c, lo, hi, torch.tensor([True, False]), grow_on_fail=False)
+    c, lo, hi = next_c(c, lo, hi, torch.tensor([True, False]), grow_on_fail=False)
     torch.testing.assert_close(c, torch.tensor([1.0, 0.01]))
-    c, lo, hi = _next_c(c, lo, hi, torch.tensor([False, True]), grow_on_fail=False)
+    c, lo, hi = next_c(c, lo, hi, torch.tensor([False, True]), grow_on_fail=False)
     torch.testing.assert_close(c, torch.tensor([math.sqrt(0.1), math.sqrt(0.001)]))  # geometric bisection
 
 
@@ -125,3 +125,11 @@ def test_ifgs_is_the_ce_sign_engine_with_an_epsilon_ball(sqlite_url: str) -> Non
 def test_bad_attack_options(name: str, params: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         create_attack(name, **params)
+
+
+def test_registries_hold_the_vocabulary() -> None:
+    from advdb import vocabulary
+    from advdb.attacks import list_attacks, list_sources
+
+    assert sorted(list_attacks()) == sorted(vocabulary.ATTACKS)
+    assert list(list_sources()) == sorted(vocabulary.SOURCES)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from advdb.config import resolve_store
+from advdb.store.location import resolve_store
 from advdb.errors import StoreError
 from advdb.store import open_store
-from advdb.store.ingest import SAMPLE_COLUMNS, BatchRecord
+from advdb.store.columns import SAMPLE_COLUMNS
+from advdb.store.ingest import BatchRecord
 from advdb.store.models import Batch, Sample, Trajectory
 from advdb.store.runs import create_run, delete_run, run_counts
 from advdb.store.writer import ArtifactPayload, BackgroundWriter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -165,3 +167,16 @@ def test_upgrade_refuses_rows_outside_the_plan_and_changes_nothing(store_url: st
         with store.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM trajectory")).scalar() == 25
             assert "first_row" not in {c["name"] for c in inspect(conn).get_columns("batches")}
+
+
+def test_column_lists_agree_with_the_models() -> None:
+    from advdb.store import columns, models, records
+
+    assert tuple(c.name for c in models.Trajectory.__table__.columns if c.name != "row_id") == columns.TRAJECTORY_COLUMNS
+    assert {c.name for c in models.Sample.__table__.columns} == {"run_id", *columns.SAMPLE_COLUMNS}
+    assert {c.name for c in models.Artifact.__table__.columns} == {"run_id", *columns.ARTIFACT_COLUMNS}
+    for record, model in ((records.RunRecord, models.Run), (records.ClassifierRecord, models.Classifier),
+                          (records.DatasetRecord, models.Dataset)):
+        names = {f.name for f in dataclasses.fields(record)}
+        assert names <= {c.name for c in model.__table__.columns}, names - {c.name for c in model.__table__.columns}
+    assert {f.name for f in dataclasses.fields(records.RunRecord)} == {c.name for c in models.Run.__table__.columns}

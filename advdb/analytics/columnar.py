@@ -31,8 +31,9 @@ from pathlib import Path
 
 import duckdb
 
-from advdb.config import StoreLocation, advdb_home
-from advdb.store.models import TRAJECTORY_COLUMNS
+from advdb.config import advdb_home
+from advdb.store.location import StoreLocation
+from advdb.store.columns import TRAJECTORY_COLUMNS, TRAJECTORY_MEASURES
 from advdb.store.runs import merge_ranges
 
 ALIAS = "columnar"
@@ -55,7 +56,7 @@ CREATE TABLE IF NOT EXISTS {ALIAS}.iteration_sums (
 );
 CREATE TABLE IF NOT EXISTS {ALIAS}.trajectory (
     run_id INTEGER, image_id INTEGER, iteration INTEGER, search_step SMALLINT, pred SMALLINT,
-    {", ".join(f"{c} FLOAT" for c in TRAJECTORY_COLUMNS[5:])}
+    {", ".join(f"{c} FLOAT" for c in TRAJECTORY_MEASURES)}
 );
 """
 
@@ -64,7 +65,7 @@ def columnar_path(location: StoreLocation) -> Path:
     if location.sqlite_path is not None:
         p = location.sqlite_path
         return p.with_name(p.stem + "-columnar.duckdb")
-    key = hashlib.sha256(location.url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(location.masked.encode()).hexdigest()[:16]
     d = advdb_home() / "columnar"
     d.mkdir(parents=True, exist_ok=True)
     return d / f"{key}.duckdb"

@@ -25,7 +25,7 @@ import re
 import duckdb
 import pyarrow as pa
 
-from advdb.config import StoreLocation
+from advdb.store.location import StoreLocation
 from advdb.errors import QueryError
 from advdb.store.duck import open_duck
 

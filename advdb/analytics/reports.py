@@ -15,10 +15,11 @@ import numpy as np
 import pyarrow as pa
 
 from advdb.analytics.query import QuerySession
-from advdb.analytics.selection import MODES, SOURCES, MissingDataError, RunSelection, select_runs
+from advdb.analytics.selection import MissingDataError, RunSelection, select_runs
 from advdb.analytics.sqlfiles import sql_text
 from advdb.analytics.tables import fmt, write_table
-from advdb.config import StoreLocation
+from advdb.store.location import StoreLocation
+from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES
 from advdb.errors import ConfigError
 
 COLORS = {"ce": "#1f77b4", "ce-sign": "#ff7f0e", "logit": "#2ca02c", "m-logit": "#d62728"}
@@ -317,7 +318,7 @@ def _accuracy_pivot(rows: list[dict], row_key: str, tail: tuple[str, ...] = ()) 
     columns = [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
     cells = {(r[row_key], r["arch"]): r["accuracy"] for r in rows}
     present = {k[0] for k in cells}
-    order = [g for g in (*SOURCES, "ifgs", "cw", "lbfgs", *tail) if g in present]
+    order = [g for g in (*SOURCES, *FULL_ATTACKS, *tail) if g in present]
     table = [[GROUP_NAMES.get(g, g)] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in columns] for g in order]
     return ["Attack", *columns], table
 

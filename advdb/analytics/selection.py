@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from advdb.analytics.query import QuerySession
 from advdb.analytics.sqlfiles import sql_text
 from advdb.errors import NotFoundError
-
-SOURCES = ("ce", "ce-sign", "logit", "m-logit")
-MODES = ("equal-multiplier", "equal-perturbation")
+from advdb.vocabulary import SOURCES
 
 
 class MissingDataError(NotFoundError):

@@ -1,7 +1,7 @@
-"""The paper's four perturbation sources (PAPER_NOTES "The four perturbation sources").
+"""The paper's four perturbation sources (Section III, eqs. 12–15).
 
-Each source is a loss to *minimise* and a map from that loss's input gradient to the
-perturbation ``Pₙ`` added to ``xₙ``:
+Each source is a loss to *minimise* and a direction: the map from that loss's input
+gradient to the perturbation ``Pₙ`` added to ``xₙ``:
 
 =========  ==================================  ==========================================
 name       loss ``L(x)``                        ``Pₙ``
@@ -18,10 +18,13 @@ logit, so m-logit stops moving after success.
 
 from __future__ import annotations
 
+from typing import Callable, ClassVar
+
 import torch
 import torch.nn.functional as F
 
-LOSSES: tuple[str, ...] = ("ce", "ce-sign", "logit", "m-logit")
+from advdb.errors import ConfigError
+from advdb.registry import Registry
 
 
 def max_other_logit(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -29,18 +32,72 @@ def max_other_logit(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return z.scatter(1, t[:, None], float("-inf")).amax(1)
 
 
-def source_loss(loss: str, z: torch.Tensor, t: torch.Tensor, *, kappa: float = 0.0) -> torch.Tensor:
-    """Per-image loss of source ``loss`` for logits ``z`` [B, M] and targets ``t`` [B]."""
-    if loss in ("ce", "ce-sign"):
+def target_logit(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``z_t`` per row."""
+    return z.gather(1, t[:, None]).squeeze(1)
+
+
+class Source:
+    """A perturbation source: a per-image loss and the direction its gradient gives."""
+
+    name: ClassVar[str]
+
+    def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Per-image loss for logits ``z`` [B, M] and targets ``t`` [B]."""
+        raise NotImplementedError
+
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:
+        """``Pₙ`` from the gradient of :meth:`loss`: the steepest descent ``−∇``."""
+        return -grad
+
+
+SOURCES: Registry[Callable[..., Source]] = Registry("loss")
+
+
+def _register(name: str, help: str) -> Callable[[type[Source]], type[Source]]:
+    def deco(cls: type[Source]) -> type[Source]:
+        cls.name = name
+        SOURCES.register(name, help)(cls)
+        return cls
+
+    return deco
+
+
+@_register("ce", "cross-entropy of the target, Pₙ = −∇CE (eq. 12; L-BFGS's source)")
+class CrossEntropy(Source):
+    def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(z, t, reduction="none")
-    z_t = z.gather(1, t[:, None]).squeeze(1)
-    if loss == "logit":
-        return -z_t
-    if loss == "m-logit":
-        return torch.clamp(max_other_logit(z, t) - z_t, min=-kappa)
-    raise ValueError(f"unknown loss {loss!r}")
 
 
-def perturbation(loss: str, grad: torch.Tensor) -> torch.Tensor:
-    """``Pₙ`` from the gradient of the source's loss: ``−sign(g)`` for ce-sign, ``−g`` otherwise."""
-    return -torch.sign(grad) if loss == "ce-sign" else -grad
+@_register("ce-sign", "cross-entropy of the target, Pₙ = −sign(∇CE) (eq. 13; IFGS's source)")
+class CrossEntropySign(CrossEntropy):
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:
+        return -torch.sign(grad)
+
+
+@_register("logit", "the target's logit, Pₙ = +∇z_t (eq. 14)")
+class Logit(Source):
+    def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return -target_logit(z, t)
+
+
+@_register("m-logit", "margin of the target's logit over the strongest other, floored at −κ (eq. 15; CW's source)")
+class MarginLogit(Source):
+    def __init__(self, *, kappa: float = 0.0) -> None:
+        if kappa < 0:
+            raise ConfigError(f"--kappa must be ≥ 0, got {kappa}")
+        self.kappa = kappa
+
+    def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(max_other_logit(z, t) - target_logit(z, t), min=-self.kappa)
+
+
+def create_source(name: str, *, kappa: float = 0.0) -> Source:
+    """The source ``name``; ``kappa`` (κ ≥ 0) is m-logit's confidence margin and unused by the others."""
+    cls = SOURCES.get(name)
+    return cls(kappa=kappa) if cls is MarginLogit else cls()
+
+
+def list_sources() -> dict[str, str]:
+    """Source names and their one-line descriptions."""
+    return SOURCES.describe()

@@ -46,7 +46,7 @@ def summarise(stats: np.ndarray, y: np.ndarray, t: np.ndarray) -> dict[str, np.n
 
 def trajectory_columns(stats: np.ndarray, image_ids: np.ndarray, search_step: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Trajectory columns in key order (image, iteration) from [R, B, K] statistics."""
-    R, B, K = stats.shape
+    R, B, _ = stats.shape
     by_col = np.ascontiguousarray(stats.transpose(2, 1, 0))  # [K, B, R]
     cols: dict[str, np.ndarray] = {
         "image_id": np.repeat(image_ids.astype(np.int32), R),

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from advdb.config import StoreLocation
+from advdb.store.location import StoreLocation
 from advdb.errors import ConfigError, StoreError
 from advdb.store.engine import Store
 from advdb.store.models import Artifact, StoreSetting

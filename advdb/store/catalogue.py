@@ -14,7 +14,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from advdb.store.engine import Store
-from advdb.store.models import Classifier, Dataset, Image, utcnow
+from advdb.store.models import Classifier, Dataset, Image
+from advdb.store.records import ClassifierRecord, DatasetRecord, to_record, utcnow
 
 
 T = TypeVar("T")
@@ -91,6 +92,25 @@ def _register_classifier(store: Store, **fields: Any) -> int:
         return c.classifier_id
 
 
-def get_classifier(store: Store, classifier_id: int) -> Classifier | None:
+def get_classifier(store: Store, classifier_id: int) -> ClassifierRecord | None:
     with store.session() as s:
-        return s.get(Classifier, classifier_id)
+        row = s.get(Classifier, classifier_id)
+        return to_record(ClassifierRecord, row) if row is not None else None
+
+
+def classifier_names(store: Store) -> dict[int, str]:
+    """Every classifier's name by id."""
+    with store.session() as s:
+        return {int(i): str(n) for i, n in s.execute(select(Classifier.classifier_id, Classifier.name))}
+
+
+def get_dataset(store: Store, dataset_id: int) -> DatasetRecord | None:
+    with store.session() as s:
+        row = s.get(Dataset, dataset_id)
+        return to_record(DatasetRecord, row) if row is not None else None
+
+
+def image_indices(store: Store, dataset_id: int) -> dict[int, int]:
+    """The dataset index of each image id of a dataset."""
+    with store.session() as s:
+        return {int(i): int(x) for i, x in s.execute(select(Image.image_id, Image.idx).where(Image.dataset_id == dataset_id))}

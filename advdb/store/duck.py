@@ -13,11 +13,11 @@ from pathlib import Path
 import duckdb
 from sqlalchemy.engine import URL
 
-from advdb.config import StoreLocation, advdb_home
+from advdb.config import advdb_home
+from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 from advdb.errors import StoreError
 
 _EXTENSIONS = {"sqlite": "sqlite_scanner", "postgresql": "postgres_scanner"}
-SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def _extension_file(name: str) -> Path:

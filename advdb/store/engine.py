@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from advdb.config import StoreLocation, resolve_store
+from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 from advdb.errors import StoreError
 
-SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
@@ -102,23 +101,3 @@ def connect(location: StoreLocation) -> Store:
         raise StoreError(f"cannot connect to the store {location.masked}: {_first_line(exc)}") from None
     return Store(location=location, engine=engine)
 
-
-def open_store(url: str | None = None, *, create: bool = True, check_schema: bool = True) -> Store:
-    """Open the store at ``url`` (or the default); create it at head on first use.
-
-    A store whose schema is behind the code's head raises :class:`advdb.errors.SchemaError`
-    naming ``advdb db upgrade``. The location's ``artifacts_dir`` is the store's recorded
-    artifact root (:mod:`advdb.store.artifact_root`) once the schema is checked.
-    """
-    from advdb.store.artifact_root import artifact_root
-    from advdb.store.migrate import ensure_schema
-
-    store = connect(resolve_store(url))
-    if check_schema:
-        try:
-            ensure_schema(store, create=create)
-            store.location = replace(store.location, artifacts_dir=artifact_root(store))
-        except Exception:
-            store.close()
-            raise
-    return store

@@ -23,10 +23,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from advdb.config import StoreLocation
+from advdb.store.location import StoreLocation
 from advdb.errors import StoreError
 from advdb.store.duck import open_duck
-from advdb.store.models import ROW_BLOCK_SIZE, TRAJECTORY_COLUMNS, TRAJECTORY_ROW_BLOCKS, utcnow
+from advdb.store.columns import ARTIFACT_COLUMNS, SAMPLE_COLUMNS, TRAJECTORY_COLUMNS
+from advdb.store.models import ROW_BLOCK_SIZE, TRAJECTORY_ROW_BLOCKS
+from advdb.store.records import utcnow
 
 ArrayLike = Any  # numpy array, torch tensor or list
 
@@ -37,12 +39,6 @@ def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
 
-SAMPLE_COLUMNS: tuple[str, ...] = (
-    "image_id", "batch_index", "label", "target", "p_init", "first_success_iter",
-    "success_l1", "success_l2", "success_linf", "final_pred", "final_p_target",
-    "final_z_target", "final_l1", "final_l2", "final_linf", "n_iterations",
-)
-ARTIFACT_COLUMNS: tuple[str, ...] = ("image_id", "path", "format", "sha256", "n_bytes", "saved_pred", "still_adversarial")
 
 
 def _as_array(values: ArrayLike) -> np.ndarray | pa.Array:

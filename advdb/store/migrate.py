@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,14 +15,18 @@ from sqlalchemy import inspect, text
 from advdb.errors import SchemaError, StoreError
 from advdb.store.engine import Store
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 SCHEMA_LOCK_KEY = 0x616476646200  # PostgreSQL advisory lock held while a process creates the schema
+
+
+def migrations_dir() -> Path:
+    """The folder of the installed ``advdb.migrations`` package (``migrations/`` in a checkout)."""
+    return Path(str(resources.files("advdb.migrations")))
 
 
 def alembic_config(store: Store | None = None) -> Config:
     """An Alembic config pointing at advdb's migrations (and at ``store``'s URL if given)."""
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     if store is not None:
         cfg.set_main_option("sqlalchemy.url", store.location.url.render_as_string(hide_password=False).replace("%", "%%"))
     return cfg

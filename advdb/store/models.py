@@ -28,9 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
+from advdb.store.records import utcnow
 
 SchemaItemT = TypeVar("SchemaItemT", Index, PrimaryKeyConstraint)
 
@@ -306,10 +304,6 @@ class Trajectory(Base):
 # never wait for each other); SQLite numbers rows densely under its write lock.
 TRAJECTORY_ROW_BLOCKS = "trajectory_row_blocks"
 ROW_BLOCK_SIZE = 1 << 32
-
-# The data columns, in table order (``row_id`` is the storage locator, not data).
-TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(c.name for c in Trajectory.__table__.columns if c.name != "row_id")
-
 
 class Artifact(Base):
     """A stored adversarial image file (path relative to the artifact folder)."""

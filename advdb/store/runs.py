@@ -29,9 +29,10 @@ from advdb.store.models import (
     Sample,
     Trajectory,
     Worker,
-    utcnow,
 )
+from advdb.store.records import ArtifactRecord, RunRecord, to_record, utcnow
 from advdb.store.workers import has_workers, live_workers, pid_alive
+from advdb.vocabulary import RUN_KINDS, RUN_STATUSES, check_choice
 
 
 def software_versions() -> dict[str, str]:
@@ -47,7 +48,8 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def create_run(store: Store, *, kind: str, config: dict[str, Any], versions: dict[str, str] | None = None, **columns: Any) -> Run:
+def create_run(store: Store, *, kind: str, config: dict[str, Any], versions: dict[str, str] | None = None,
+               **columns: Any) -> RunRecord:
     """Insert a run in status ``running`` with its full configuration, versions, host and pid.
 
     ``versions`` adds to (and overrides) the installed package versions, e.g. torch's build.
@@ -68,10 +70,11 @@ def create_run(store: Store, *, kind: str, config: dict[str, Any], versions: dic
     )
     with store.session() as s:
         s.add(run)
-    return run
+        s.flush()
+        return to_record(RunRecord, run)
 
 
-def create_keyed_run(store: Store, *, launch_key: str, **fields: Any) -> Run | None:
+def create_keyed_run(store: Store, *, launch_key: str, **fields: Any) -> RunRecord | None:
     """:func:`create_run` with a launch key; None if another process created the run with that key first."""
     try:
         return create_run(store, launch_key=launch_key, **fields)
@@ -81,30 +84,28 @@ def create_keyed_run(store: Store, *, launch_key: str, **fields: Any) -> Run | N
         return None
 
 
-def find_run_by_key(store: Store, launch_key: str) -> Run | None:
+def find_run_by_key(store: Store, launch_key: str) -> RunRecord | None:
     """The run created with ``launch_key`` (``--join-key`` or a torchrun launch), if any."""
     with store.session() as s:
-        return s.scalar(select(Run).where(Run.launch_key == launch_key))
+        run = s.scalar(select(Run).where(Run.launch_key == launch_key))
+        return to_record(RunRecord, run) if run is not None else None
 
 
-def get_run(store: Store, run_id: int) -> Run:
+def get_run(store: Store, run_id: int) -> RunRecord:
     with store.session() as s:
         run = s.get(Run, run_id)
-    if run is None:
-        raise NotFoundError(f"no run {run_id} in {store.location.masked}: see `advdb runs list`")
-    return run
+        if run is not None:
+            return to_record(RunRecord, run)
+    raise NotFoundError(f"no run {run_id} in {store.location.masked}: see `advdb runs list`")
 
 
-RUN_KINDS = ("attack", "detector", "circles")
-RUN_STATUSES = ("planned", "running", "finished", "failed", "interrupted")
-
-
-def list_runs(store: Store, *, kind: str | None = None, status: str | None = None, limit: int | None = None) -> list[Run]:
+def list_runs(store: Store, *, kind: str | None = None, status: str | None = None,
+              limit: int | None = None) -> list[RunRecord]:
     """Runs, newest first, filtered by kind and status (unknown values are a ConfigError)."""
-    if kind is not None and kind not in RUN_KINDS:
-        raise ConfigError(f"unknown run kind {kind!r}: choose one of {', '.join(RUN_KINDS)}")
-    if status is not None and status not in RUN_STATUSES:
-        raise ConfigError(f"unknown run status {status!r}: choose one of {', '.join(RUN_STATUSES)}")
+    if kind is not None:
+        check_choice(kind, RUN_KINDS, "run kind")
+    if status is not None:
+        check_choice(status, RUN_STATUSES, "run status")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     q = select(Run).order_by(Run.run_id.desc())
@@ -115,7 +116,7 @@ def list_runs(store: Store, *, kind: str | None = None, status: str | None = Non
     if limit:
         q = q.limit(limit)
     with store.session() as s:
-        return list(s.scalars(q))
+        return [to_record(RunRecord, r) for r in s.scalars(q)]
 
 
 def _status_values(status: str, error: str | None, wall_seconds: float | None) -> dict[str, Any]:
@@ -136,7 +137,11 @@ def set_status(store: Store, run_id: int, status: str, *, error: str | None = No
         s.execute(update(Run).where(Run.run_id == run_id).values(**_status_values(status, error, wall_seconds)))
 
 
-def finish_run(store: Store, run_id: int, *, wall_seconds: float, writes: Iterable[Callable[[Session], None]] = ()) -> None:
+# A write that commits together with a run's *finished* status (see :mod:`advdb.store.lifecycle`).
+FinalWrite = Callable[[Session], None]
+
+
+def finish_run(store: Store, run_id: int, *, wall_seconds: float, writes: Iterable[FinalWrite] = ()) -> None:
     """Mark a run finished in the same transaction as its final results (``writes``)."""
     with store.session() as s:
         for write in writes:
@@ -144,7 +149,7 @@ def finish_run(store: Store, run_id: int, *, wall_seconds: float, writes: Iterab
         s.execute(update(Run).where(Run.run_id == run_id).values(**_status_values("finished", None, wall_seconds)))
 
 
-def last_activity(store: Store, run: Run) -> Any:
+def last_activity(store: Store, run: RunRecord) -> Any:
     """When the run last changed: its status update or its latest committed batch."""
     with store.session() as s:
         last_batch = s.scalar(select(func.max(Batch.committed_at)).where(Batch.run_id == run.run_id))
@@ -152,7 +157,7 @@ def last_activity(store: Store, run: Run) -> Any:
     return max(times) if times else None
 
 
-def is_live(store: Store, run: Run, *, stale_after_s: float = 900.0) -> bool:
+def is_live(store: Store, run: RunRecord, *, stale_after_s: float = 900.0) -> bool:
     """Whether a ``running`` run is really being worked on by a live process.
 
     An attack run is live while one of its workers is (see :mod:`advdb.store.workers`).
@@ -169,12 +174,12 @@ def is_live(store: Store, run: Run, *, stale_after_s: float = 900.0) -> bool:
     return last is not None and (utcnow() - last).total_seconds() < stale_after_s
 
 
-def _where(store: Store, run: Run) -> str:
+def _where(store: Store, run: RunRecord) -> str:
     n = live_workers(store, run.run_id)
     return f"{n} live worker(s): see `advdb runs show {run.run_id}`" if n else f"pid {run.pid} on {run.host}"
 
 
-def resumable_run(store: Store, run_id: int, kind: str) -> Run:
+def resumable_run(store: Store, run_id: int, kind: str) -> RunRecord:
     """The run ``run_id`` if it is a ``kind`` run that can be resumed, else a clear error."""
     run = get_run(store, run_id)
     if run.kind != kind:
@@ -273,4 +278,13 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     return n + 1
+
+
+
+def stored_artifacts(store: Store, run_ids: list[int]) -> list[ArtifactRecord]:
+    """The adversarial image files of ``run_ids``, by run and image."""
+    with store.session() as s:
+        rows = s.execute(select(Artifact.run_id, Artifact.image_id, Artifact.path, Artifact.sha256)
+                         .where(Artifact.run_id.in_(run_ids)).order_by(Artifact.run_id, Artifact.image_id)).all()
+    return [ArtifactRecord(run_id=int(r), image_id=int(i), path=str(p), sha256=str(h)) for r, i, p, h in rows]
 

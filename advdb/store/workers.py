@@ -25,7 +25,8 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from advdb.store.engine import Store
-from advdb.store.models import Batch, BatchClaim, Worker, utcnow
+from advdb.store.models import Batch, BatchClaim, Worker
+from advdb.store.records import utcnow
 
 DEFAULT_LEASE_SECONDS = 60.0
 

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Mapping
 
 import numpy as np
 
-from advdb.config import StoreLocation
+from advdb.store.location import StoreLocation
 from advdb.errors import AdvdbError, StoreError
 from advdb.store.ingest import ArrayLike, BatchRecord, Ingestor
 

@@ -1,10 +1,22 @@
-"""A rich progress bar for attack runs (images done, image-iterations/s, ETA)."""
+"""A rich progress bar for attack runs (images done, image-iterations/s, ETA).
+
+The rate counts each image's iteration budget (the run's ``iterations``); an attack that
+stops early (``--early-stop``, CW's abort) does fewer, so its rate is an upper bound.
+"""
 
 from __future__ import annotations
 
-import time
-
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from advdb.cli.render import err_console
@@ -23,17 +35,16 @@ class _RateColumn(ProgressColumn):
 
 
 class RichProgress:
-    """Implements the runner's Progress protocol on stderr."""
+    """Implements :class:`advdb.progress.AttackProgress` on stderr (``suffix``: e.g. this worker's rank)."""
 
-    def __init__(self, description: str = "attack") -> None:
-        self.description = description
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
         self._progress: Progress | None = None
-        self._task = None
-        self._t0 = time.perf_counter()
+        self._task: TaskID | None = None
 
-    def start(self, *, run_id: int, total_images: int, done_images: int, iterations: int) -> None:
+    def start(self, *, run_id: int, label: str, total_images: int, done_images: int, iterations: int) -> None:
         self._progress = Progress(
-            TextColumn(f"[bold]run {run_id}[/bold] {self.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn(f"[bold]run {run_id}[/bold] {label}{self.suffix}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("images"), _RateColumn(iterations), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=err_console, transient=False, disable=not err_console.is_terminal,
         )
@@ -41,7 +52,7 @@ class RichProgress:
         self._task = self._progress.add_task("attack", total=total_images, completed=done_images)
 
     def advance(self, images: int) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, images)
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ def update_readme(readme: Path) -> bool:
 
 if __name__ == "__main__":
     if "--write" in sys.argv:
-        changed = update_readme(Path(__file__).resolve().parents[2] / "README.md")
+        changed = update_readme(Path(__file__).resolve().parents[1] / "README.md")  # run from a checkout
         print("README.md updated" if changed else "README.md already up to date")
     else:
         print(reference())

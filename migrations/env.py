@@ -36,7 +36,7 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     from advdb.store.engine import make_engine
-    from advdb.config import resolve_store
+    from advdb.store.location import resolve_store
 
     url = config.get_main_option("sqlalchemy.url") or None
     engine = make_engine(resolve_store(url))

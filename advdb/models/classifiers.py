@@ -112,7 +112,7 @@ def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def _torchvision_cache_file(arch: str) -> Path | None:
+def torchvision_cache_file(arch: str) -> Path | None:
     import torchvision
 
     try:
@@ -145,7 +145,7 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
             h.update(v.detach().cpu().numpy().tobytes())
         source, sha = f"random:seed={seed}", h.hexdigest()
     else:
-        path = Path(weights).expanduser() if weights else _torchvision_cache_file(arch)
+        path = Path(weights).expanduser() if weights else torchvision_cache_file(arch)
         if path is None:
             raise DataError(f"no pretrained weights known for {arch}: pass --weights FILE (a state dict saved with torch.save)")
         if not path.exists():

@@ -1,0 +1,37 @@
+"""The attack registry (like timm's): ``create_attack(name, **hyperparameters)``, ``list_attacks()``.
+
+It imports no attack: each attack module registers its class with :func:`register_attack`
+when :mod:`advdb.attacks` imports it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from advdb.attacks.base import Attack
+from advdb.registry import Registry
+
+A = TypeVar("A", bound=type[Attack])
+
+ATTACKS: Registry[Callable[..., Attack]] = Registry("attack")
+
+
+def register_attack(name: str, help: str) -> Callable[[A], A]:
+    """Class decorator: register an :class:`Attack` subclass under ``name``."""
+
+    def deco(cls: A) -> A:
+        cls.name = name
+        ATTACKS.register(name, help)(cls.from_options)
+        return cls
+
+    return deco
+
+
+def create_attack(name: str, **options: Any) -> Attack:
+    """Create an attack by name from keyword-only hyperparameters (validated by the attack)."""
+    return ATTACKS.get(name)(options)
+
+
+def list_attacks() -> dict[str, str]:
+    """Registered attack names and their one-line descriptions."""
+    return ATTACKS.describe()

@@ -1,0 +1,87 @@
+"""Which images a run attacks and towards which targets: the plan, computed once per run.
+
+The plan takes ``n`` images the classifier gets right, in a seeded order, each with a
+seeded target (random among the other classes, or the least likely class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from advdb.data import ImageDataset
+from advdb.errors import ConfigError, DataError
+from advdb.models import LoadedClassifier
+
+
+@torch.no_grad()
+def predict(clf: LoadedClassifier, ds: ImageDataset, indices: np.ndarray, device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and least-likely classes for ``indices``."""
+    preds, least = [], []
+    for s in range(0, len(indices), batch_size):
+        z = clf.module(ds.load(indices[s : s + batch_size]).to(device))
+        preds.append(z.argmax(1).cpu())
+        least.append(z.argmin(1).cpu())
+    if not preds:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return torch.cat(preds).numpy(), torch.cat(least).numpy()
+
+
+@dataclass
+class Plan:
+    """The work list: dataset indices, labels and targets, in attack order."""
+
+    indices: np.ndarray
+    labels: np.ndarray
+    targets: np.ndarray
+
+
+def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, targets: str, device: torch.device,
+                 batch_size: int, only_labels: list[int] | None = None) -> tuple[Plan, np.ndarray]:
+    """Pick ``n`` correctly classified images in a seeded order and a seeded target for each.
+
+    ``only_labels`` restricts the images to those classes. Returns the plan and the
+    dataset's labels (the classifier's predictions for synthetic data).
+    """
+    order = np.random.default_rng(seed).permutation(len(ds))
+    labels = ds.labels
+    if only_labels is not None:
+        if labels is None:
+            raise ConfigError(f"dataset {ds.name} has no labels to restrict the images to")
+        order = order[np.isin(labels[order], only_labels)]
+    chunk = max(batch_size, 256)
+    chosen: list[np.ndarray] = []
+    chosen_least: list[np.ndarray] = []
+    found = 0
+    all_preds = np.full(len(ds), -1, dtype=np.int64)
+    for s in range(0, len(order), chunk):
+        idx = order[s : s + chunk]
+        pred, least = predict(clf, ds, idx, device, batch_size)
+        all_preds[idx] = pred
+        ok = pred == (labels[idx] if labels is not None else pred)
+        chosen.append(idx[ok])
+        chosen_least.append(least[ok])
+        found += int(ok.sum())
+        if found >= n:
+            break
+    if found < n:
+        which = f" with labels {only_labels}" if only_labels is not None else ""
+        raise DataError(
+            f"only {found} of {len(order)} images{which} in {ds.name} are classified correctly by {clf.name}: use --n {found} or fewer"
+        )
+    idx = np.concatenate(chosen)[:n]
+    y = labels[idx] if labels is not None else all_preds[idx]
+    if targets == "least-likely":
+        t = np.concatenate(chosen_least)[:n]
+    else:
+        r = np.random.default_rng([seed, 1]).integers(0, clf.num_classes - 1, size=n)
+        t = r + (r >= y)
+    if labels is None:
+        labels = np.where(all_preds >= 0, all_preds, 0)
+        # synthetic images not evaluated get their label when first predicted
+        missing = np.flatnonzero(all_preds < 0)
+        if len(missing):
+            labels[missing], _ = predict(clf, ds, missing, device, batch_size)
+    return Plan(indices=idx.astype(np.int64), labels=y.astype(np.int64), targets=t.astype(np.int64)), labels

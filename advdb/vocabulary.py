@@ -1,0 +1,67 @@
+"""advdb's vocabulary: every name a run, a report or the command line can use, in one place.
+
+Torch-free and import-free, so the store, the reports and the CLI's choices all read the
+same lists. The attacks themselves live in :mod:`advdb.attacks`; a test checks that its
+registries hold exactly the names listed here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from advdb.errors import ConfigError
+
+#: The paper's four perturbation sources (Section III, eqs. 12–15), in the paper's order.
+SOURCES: tuple[str, ...] = ("ce", "ce-sign", "logit", "m-logit")
+DEFAULT_SOURCE = "ce-sign"
+
+#: The unified iteration's two step-size rules (Section III-B): αₙ = α, or αₙ = τ / ‖Pₙ‖_p (eq. 16).
+MODES: tuple[str, ...] = ("equal-multiplier", "equal-perturbation")
+DEFAULT_MODE = "equal-multiplier"
+
+#: The full attacks of Section II, as their authors defined them.
+FULL_ATTACKS: tuple[str, ...] = ("ifgs", "cw", "lbfgs")
+#: ``unified`` is the paper's iteration with one source (Section III).
+ATTACKS: tuple[str, ...] = ("unified", *FULL_ATTACKS)
+#: Options of ``advdb attack`` that only the unified iteration takes.
+UNIFIED_ONLY: tuple[str, ...] = ("loss", "mode", "tau", "norm")
+
+#: How a run picks each image's target class.
+TARGET_RULES: tuple[str, ...] = ("random", "least-likely")
+
+#: Adversarial image files: 8-bit PNG (what a classifier would be shown) or float32 ``.npy`` (exact).
+IMAGE_FORMATS: tuple[str, ...] = ("png", "npy")
+
+RUN_KINDS: tuple[str, ...] = ("attack", "detector", "circles")
+RUN_STATUSES: tuple[str, ...] = ("planned", "running", "finished", "failed", "interrupted")
+
+#: Detector optimisers and the presets of ``advdb reproduce``.
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+PRESETS: tuple[str, ...] = ("digits", "imagenet")
+
+#: What ``advdb list`` can list.
+CATALOGUES: tuple[str, ...] = ("models", "datasets", "attacks", "losses")
+
+#: p of the equal-perturbation step (eq. 16).
+NORMS: tuple[float, ...] = (1.0, 2.0, math.inf)
+
+
+def parse_norm(value: str | float) -> float:
+    """``1``, ``2`` or ``inf`` (also ``linf``) as a float p; anything else is a ConfigError."""
+    s = str(value).strip().lower()
+    if s in ("inf", "linf", "infinity"):
+        return math.inf
+    try:
+        p = float(s)
+    except ValueError:
+        raise ConfigError(f"invalid norm {value!r}: use 1, 2 or inf") from None
+    if p not in NORMS:
+        raise ConfigError(f"invalid norm {value!r}: use 1, 2 or inf")
+    return p
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``choices``, else a ConfigError listing them."""
+    if value not in choices:
+        raise ConfigError(f"unknown {what} {value!r}: choose one of {', '.join(choices)}")
+    return value

@@ -1,0 +1,33 @@
+"""``advdb list``: the registered models, datasets, attacks and loss sources."""
+
+from __future__ import annotations
+
+import typer
+
+from advdb.cli import render
+from advdb.cli.errors import command
+from advdb.cli.options import Catalogue
+
+app = typer.Typer()
+
+
+@command(app, "list")
+def list_catalogue(what: Catalogue = typer.Argument(..., help="models, datasets, attacks or losses.")) -> None:
+    """List the registered models, datasets, attacks or loss sources."""
+    if what.value == "models":
+        from advdb.models import list_classifiers
+
+        items = list_classifiers()
+    elif what.value == "datasets":
+        from advdb.data import list_datasets
+
+        items = list_datasets()
+    elif what.value == "attacks":
+        from advdb.attacks import list_attacks
+
+        items = list_attacks()
+    else:
+        from advdb.attacks import list_sources
+
+        items = list_sources()
+    render.console.print(render.rich_table(["name", "description"], items.items()))

@@ -1,0 +1,59 @@
+"""Option types shared by the commands: choices built from :mod:`advdb.vocabulary`, numbers
+written as fractions, run-id lists and image shapes."""
+
+from __future__ import annotations
+
+from enum import Enum
+from fractions import Fraction
+
+from advdb import vocabulary
+from advdb.errors import ConfigError
+
+
+def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A str Enum of ``values`` (what Typer turns into ``[a|b|c]`` choices)."""
+    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+
+
+AttackName = choices("AttackName", vocabulary.ATTACKS)
+Loss = choices("Loss", vocabulary.SOURCES)
+Mode = choices("Mode", vocabulary.MODES)
+Targets = choices("Targets", vocabulary.TARGET_RULES)
+ImageFormat = choices("ImageFormat", vocabulary.IMAGE_FORMATS)
+Optimizer = choices("Optimizer", vocabulary.OPTIMIZERS)
+PresetName = choices("PresetName", vocabulary.PRESETS)
+Catalogue = choices("Catalogue", vocabulary.CATALOGUES)
+OutFormat = choices("OutFormat", ("table", "csv", "json", "parquet"))
+
+
+def parse_number(value: str | None, option: str) -> float | None:
+    """A float, also written as a fraction (``1/255``)."""
+    if value is None:
+        return None
+    try:
+        return float(Fraction(value)) if "/" in value else float(value)
+    except (ValueError, ZeroDivisionError):
+        raise ConfigError(f"{option} must be a number such as 0.01 or 1/255, got {value!r}") from None
+
+
+def parse_shape(value: str | None) -> tuple[int, int, int] | None:
+    """``C,H,W`` (or ``CxHxW``) of synthetic images."""
+    if value is None:
+        return None
+    try:
+        parts = tuple(int(p) for p in value.replace("x", ",").split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 1:
+        raise ConfigError(f"--image-shape must be C,H,W such as 3,224,224, got {value!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def parse_run_ids(value: str | None, option: str) -> list[int] | None:
+    """Run ids separated by commas (``3,4,5``); ``option`` names the option in the error."""
+    if not value:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"{option} takes run ids separated by commas, such as 3,4,5; got {value!r}") from None

@@ -1,0 +1,98 @@
+"""``advdb reproduce`` (the whole paper) and ``advdb circles`` (its 2-D experiment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from advdb.cli import context, render
+from advdb.cli.errors import command
+from advdb.cli.options import Mode, PresetName
+from advdb.cli.sql import print_notices
+
+app = typer.Typer()
+
+
+class _Steps:
+    """Implements :class:`advdb.progress.StepProgress`: a bar on a terminal, one line per step otherwise."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("[bold]reproduce[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("steps"), TimeElapsedColumn(), console=render.err_console,
+                            disable=not render.err_console.is_terminal)
+        self.task: Any = None
+
+    def step(self, *, index: int, total: int, label: str, state: str) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task(label, total=total)
+        self.bar.update(self.task, completed=index, description=f"{label} ({state})")
+        if state != "start" and not render.err_console.is_terminal:
+            render.err_console.print(f"[{index}/{total}] {label}: {state}")
+
+
+@command(app, "reproduce")
+def reproduce(
+    preset: PresetName = typer.Option("digits", "--preset", help="digits (embedded default, CPU, minutes) or imagenet (ResNet-50, GPU)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the reports [default: reports/ beside the store]."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ImageNet validation folder (imagenet preset)."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="ResNet-50 weights file (imagenet preset)."),
+    with_torchvision_detectors: bool = typer.Option(False, "--with-torchvision-detectors", help="Also train ResNet-18 detectors (digits preset)."),
+    device: str = typer.Option("auto", "--device"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Run the whole paper: the sources in both modes, the full attacks, detectors, circles, every report."""
+    from advdb.reproduce import run_study
+
+    steps = _Steps()
+    with steps.bar, context.store() as store:
+        result = run_study(store, preset.value, progress=steps, device=device, data_dir=data_dir, weights=weights,
+                           with_torchvision_detectors=with_torchvision_detectors, seed=seed)
+        location = store.location
+    written, findings, out_dir = _reports_and_findings(location, out)
+    render.console.print(f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s; "
+                         f"{len(written)} report files in {out_dir}")
+    verdict = {True: "agrees", False: "differs", None: "no data"}
+    render.console.print(render.rich_table(["#", "finding (paper)", "measured in this store", "verdict"],
+                                           [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
+                                           title="The paper's findings"))
+
+
+def _reports_and_findings(location: Any, out: Path | None) -> tuple[list[Path], list[Any], Path]:
+    """Every report the store has data for, and the paper's findings measured on it."""
+    from advdb.analytics.findings import measure_findings
+    from advdb.analytics.query import QuerySession
+    from advdb.analytics.reports import REPORTS, build, default_out_dir, write_report
+    from advdb.analytics.selection import MissingDataError
+
+    out_dir = out or default_out_dir(location)
+    written: list[Path] = []
+    with QuerySession(location) as session:
+        print_notices(session)
+        for n in REPORTS:
+            try:
+                written += write_report(build(session, n), n, out_dir)
+            except MissingDataError as exc:
+                render.err_console.print(f"skipped {n}: {exc}")
+        findings = measure_findings(session)
+    return written, findings, out_dir
+
+
+@command(app, "circles")
+def circles(
+    n: int = typer.Option(200, "--n", help="Outer-ring points to attack."),
+    iterations: int = typer.Option(100, "--iterations", "-T", help="Iterations of each attack."),
+    mode: Mode = typer.Option("equal-perturbation", "--mode", help="Step size rule of the attacks."),
+    grid: int = typer.Option(121, "--grid", help="Grid points per side for the gradient maps."),
+    seed: int = typer.Option(0, "--seed", help="Seed of point selection."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """The 2-D circles experiment: two rings, a small ReLU net, the four sources and their gradient maps (figure 6)."""
+    from advdb.circles import CirclesSpec, run_circles
+
+    with context.store() as store:
+        run_id = run_circles(store, CirclesSpec(n=n, iterations=iterations, mode=mode.value, grid=grid, seed=seed, device=device))
+    render.console.print(f"circles run {run_id} finished: `advdb report fig6` draws it")
