@@ -65,9 +65,14 @@ def sha256_of(path: Path) -> str:
 def load(path: Path, *, expected_sha256: str | None = None) -> np.ndarray:
     """Load an artifact as float32 [C, H, W] in [0, 1], checking its sha256 if given."""
     if not path.exists():
-        raise DataError(f"adversarial image {path} is missing: re-run the attack (advdb attack --resume) or restore the file")
+        raise DataError(
+            f"adversarial image {path} is missing: re-run the attack (advdb attack --resume) or restore the file"
+        )
     if expected_sha256 is not None and sha256_of(path) != expected_sha256:
-        raise DataError(f"adversarial image {path} has changed since it was stored (sha256 mismatch): restore it or re-run its attack")
+        raise DataError(
+            f"adversarial image {path} has changed since it was stored (sha256 mismatch): restore it or re-run its "
+            "attack"
+        )
     if path.suffix == ".npy":
         return np.load(path, allow_pickle=False).astype(np.float32)
     from PIL import Image

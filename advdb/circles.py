@@ -19,17 +19,17 @@ import torch
 
 from advdb.attacks import create_source
 from advdb.data.circles import INNER, OUTER, PLANE_RADIUS, to_pixels
-from advdb.errors import ConfigError, check_seed
-from advdb.vocabulary import MODES, SOURCES, check_choice
-from advdb.models import create_classifier
 from advdb.devices import resolve_device
+from advdb.errors import ConfigError, check_seed
+from advdb.models import create_classifier
 from advdb.progress import AttackProgress
 from advdb.runner import run_attack
 from advdb.spec import AttackSpec
+from advdb.store.circle_grid import circle_grid_write
 from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
-from advdb.store.circle_grid import circle_grid_write
 from advdb.store.runs import create_run
+from advdb.vocabulary import MODES, SOURCES, check_choice
 
 
 @dataclass(kw_only=True)
@@ -76,8 +76,15 @@ def gradient_grid(model: torch.nn.Module, *, grid: int, device: torch.device) ->
         xg = x.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(source.loss(model(xg), t).sum(), xg)
         norm = source.direction(g).flatten(1).norm(dim=1)
-        out[loss] = {"ix": ix.ravel(), "iy": iy.ravel(), "x": pts[:, 0], "y": pts[:, 1],
-                     "grad_norm": norm.cpu().numpy(), "pred": pred.cpu().numpy(), "p_target": p_inner.cpu().numpy()}
+        out[loss] = {
+            "ix": ix.ravel(),
+            "iy": iy.ravel(),
+            "x": pts[:, 0],
+            "y": pts[:, 1],
+            "grad_norm": norm.cpu().numpy(),
+            "pred": pred.cpu().numpy(),
+            "p_target": p_inner.cpu().numpy(),
+        }
     return out
 
 
@@ -88,19 +95,40 @@ def run_circles(store: Store, spec: CirclesSpec, *, progress: AttackProgress | N
     device = resolve_device(spec.device)
     attack_runs: dict[str, int] = {}
     for loss in spec.losses:
-        attack_runs[loss] = run_attack(store, AttackSpec(
-            params={"loss": loss, "mode": spec.mode, "iterations": spec.iterations}, model="circles-mlp", dataset="circles",
-            n=spec.n, batch_size=spec.n, device=spec.device, seed=spec.seed, labels=[OUTER], save_images=False,
-            name=f"circles {loss}"), progress=progress)
+        attack_runs[loss] = run_attack(
+            store,
+            AttackSpec(
+                params={"loss": loss, "mode": spec.mode, "iterations": spec.iterations},
+                model="circles-mlp",
+                dataset="circles",
+                n=spec.n,
+                batch_size=spec.n,
+                device=spec.device,
+                seed=spec.seed,
+                labels=[OUTER],
+                save_images=False,
+                name=f"circles {loss}",
+            ),
+            progress=progress,
+        )
     clf = create_classifier("circles-mlp")
     clf.to(device)
-    config: dict[str, Any] = {**asdict(spec), "attack_runs": attack_runs, "plane_radius": PLANE_RADIUS,
-                              "classifier_sha256": clf.weights_sha256, "test_accuracy": clf.test_accuracy}
+    config: dict[str, Any] = {
+        **asdict(spec),
+        "attack_runs": attack_runs,
+        "plane_radius": PLANE_RADIUS,
+        "classifier_sha256": clf.weights_sha256,
+        "test_accuracy": clf.test_accuracy,
+    }
     run = create_run(store, kind="circles", config=config, name="circles", seed=spec.seed, device=str(device))
-    with run_lifecycle(store, run.run_id, what="circles run", resume=None,
-                       prior_seconds=time.perf_counter() - started) as life:
+    with run_lifecycle(
+        store, run.run_id, what="circles run", resume=None, prior_seconds=time.perf_counter() - started
+    ) as life:
         grid = gradient_grid(clf.module, grid=spec.grid, device=device)
 
-        life.on_finish(circle_grid_write(run.run_id, {loss: {k: v.tolist() for k, v in cols.items()}
-                                                      for loss, cols in grid.items()}))
+        life.on_finish(
+            circle_grid_write(
+                run.run_id, {loss: {k: v.tolist() for k, v in cols.items()} for loss, cols in grid.items()}
+            )
+        )
     return run.run_id

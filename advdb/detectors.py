@@ -30,15 +30,21 @@ from torch import nn
 
 from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
-from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
-from advdb.models.digits_cnn import digits_cnn
 from advdb.devices import resolve_device
-from advdb.models.classifiers import IMAGENET_MEAN, IMAGENET_STD, load_state_file, load_state_into, torchvision_cache_file
+from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
+from advdb.models.classifiers import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_state_file,
+    load_state_into,
+    torchvision_cache_file,
+)
+from advdb.models.digits_cnn import digits_cnn
 from advdb.progress import EpochProgress
-from advdb.store.engine import Store
-from advdb.store.lifecycle import run_lifecycle
 from advdb.store.catalogue import get_dataset, image_indices
 from advdb.store.detector_results import finished_epochs, log_epoch, results_write
+from advdb.store.engine import Store
+from advdb.store.lifecycle import run_lifecycle
 from advdb.store.records import RunRecord
 from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
 from advdb.vocabulary import OPTIMIZERS, check_choice
@@ -92,14 +98,19 @@ class DetectorSpec:
         if self.image_size is not None and not 8 <= self.image_size <= 4096:
             raise ConfigError(f"--image-size must be between 8 and 4096 pixels, got {self.image_size}")
         if self.image_size is not None and self.arch == SMALL_ARCH:
-            raise ConfigError(f"--image-size applies to torchvision detectors; {SMALL_ARCH} trains on the images' own size")
+            raise ConfigError(
+                f"--image-size applies to torchvision detectors; {SMALL_ARCH} trains on the images' own size"
+            )
         if self.workers < 0:
             raise ConfigError(f"--workers must be 0 or more, got {self.workers}")
         if self.arch != SMALL_ARCH:
             import torchvision
 
             if self.arch not in torchvision.models.list_models(module=torchvision.models):
-                raise ConfigError(f"unknown detector architecture {self.arch!r}: {SMALL_ARCH} or a torchvision classifier (resnet18, alexnet, vgg16, …)")
+                raise ConfigError(
+                    f"unknown detector architecture {self.arch!r}: {SMALL_ARCH} or a torchvision classifier "
+                    "(resnet18, alexnet, vgg16, …)"
+                )
         resolve_device(self.device)
 
     def to_config(self) -> dict[str, Any]:
@@ -122,9 +133,11 @@ class Items:
     def __len__(self) -> int:
         return len(self.label)
 
-    def subset(self, mask: np.ndarray) -> "Items":
+    def subset(self, mask: np.ndarray) -> Items:
         idx = np.flatnonzero(mask)
-        return Items(self.image_id[idx], self.dataset_idx[idx], [self.path[i] for i in idx], self.label[idx], self.source[idx])
+        return Items(
+            self.image_id[idx], self.dataset_idx[idx], [self.path[i] for i in idx], self.label[idx], self.source[idx]
+        )
 
 
 def _source_runs(store: Store, sources: list[int]) -> tuple[list[RunRecord], int]:
@@ -135,9 +148,11 @@ def _source_runs(store: Store, sources: list[int]) -> tuple[list[RunRecord], int
         except NotFoundError:
             raise NotFoundError(f"source run {rid} does not exist: see `advdb runs list --kind attack`") from None
         if run.kind != "attack" or run.status != "finished":
-            raise ConfigError(f"source run {rid} is {a(run.status + ' ' + run.kind)} run: detectors need finished attack runs")
+            raise ConfigError(
+                f"source run {rid} is {a(run.status + ' ' + run.kind)} run: detectors need finished attack runs"
+            )
         runs.append(run)
-    datasets = {r.dataset_id for r in runs}
+    datasets = {r.dataset_id for r in runs if r.dataset_id is not None}
     if len(datasets) != 1:
         raise ConfigError("the source runs attacked different datasets: choose runs on one dataset")
     return runs, datasets.pop()
@@ -172,20 +187,24 @@ def build_items(store: Store, spec: DetectorSpec) -> tuple[Items, ImageDataset]:
         if not f.exists():
             raise DataError(f"adversarial image {f} of run {art.run_id} is missing: restore it or re-run the attack")
         if artifacts.sha256_of(f) != art.sha256:
-            raise DataError(f"adversarial image {f} of run {art.run_id} has changed since it was stored (sha256 mismatch)")
+            raise DataError(
+                f"adversarial image {f} of run {art.run_id} has changed since it was stored (sha256 mismatch)"
+            )
         counts[art.run_id] += 1
     empty = [r for r, c in counts.items() if c == 0]
     if empty:
-        raise DataError(f"source run(s) {empty} stored no adversarial image files: re-run them without --no-save-images")
+        raise DataError(
+            f"source run(s) {empty} stored no adversarial image files: re-run them without --no-save-images"
+        )
     adv_ids = np.array([art.image_id for art in arts], dtype=np.int64)
     attacked = np.unique(adv_ids)
     n_adv = len(arts)
-    genuine = list(attacked)
-    if spec.setting == "all-sources" and n_adv > len(genuine):  # balance with extra genuine images
+    genuine_ids = list(attacked)
+    if spec.setting == "all-sources" and n_adv > len(genuine_ids):  # balance with extra genuine images
         rng = np.random.default_rng([spec.seed, 2])
         extra = np.setdiff1d(np.fromiter(idx_of.keys(), dtype=np.int64), attacked)
-        genuine += list(rng.permutation(extra)[: n_adv - len(genuine)])
-    genuine = np.asarray(genuine, dtype=np.int64)
+        genuine_ids += list(rng.permutation(extra)[: n_adv - len(genuine_ids)])
+    genuine = np.asarray(genuine_ids, dtype=np.int64)
     items = Items(
         image_id=np.concatenate([genuine, adv_ids]),
         dataset_idx=np.concatenate([[idx_of[int(i)] for i in genuine], np.full(n_adv, -1)]).astype(np.int64),
@@ -239,7 +258,7 @@ def _replace_last_linear(net: nn.Module, out_features: int) -> None:
         for child_name, child in module.named_children():
             if isinstance(child, nn.Linear):
                 parent, name, last = module, child_name, child
-    if last is None:
+    if last is None or parent is None or name is None:
         raise ConfigError("this architecture has no final linear layer to replace")
     new = nn.Linear(last.in_features, out_features)
     nn.init.kaiming_normal_(new.weight, nonlinearity="relu")
@@ -249,6 +268,9 @@ def _replace_last_linear(net: nn.Module, out_features: int) -> None:
 
 class _Detector(nn.Module):
     """Resize, channel adaptation and normalisation around the detector network."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, net: nn.Module, *, size: int | None, channels: int, mean: tuple, std: tuple) -> None:
         super().__init__()
@@ -265,13 +287,16 @@ class _Detector(nn.Module):
 
 
 def pretrained_weights(spec: DetectorSpec) -> Path | None:
-    """The ImageNet weights file a torchvision detector starts from: ``--weights``, else torchvision's cache if there."""
+    """The ImageNet weights a torchvision detector starts from: ``--weights``, else torchvision's cache if there."""
     if spec.arch == SMALL_ARCH:
         return None
-    path = Path(spec.weights).expanduser() if spec.weights else torchvision_cache_file(spec.arch)
-    if spec.weights and not path.exists():
-        raise DataError(f"weights file {path} does not exist")
-    return path if path is not None and path.exists() else None
+    if spec.weights:
+        path = Path(spec.weights).expanduser()
+        if not path.exists():
+            raise DataError(f"weights file {path} does not exist")
+        return path
+    cached = torchvision_cache_file(spec.arch)
+    return cached if cached is not None and cached.exists() else None
 
 
 def build_detector(spec: DetectorSpec, image_shape: tuple[int, ...]) -> nn.Module:
@@ -311,7 +336,9 @@ def _evaluate(model: nn.Module, loader: Any, device: torch.device) -> tuple[np.n
     return torch.cat(preds).numpy(), torch.cat(labels).numpy(), torch.cat(sources).numpy()
 
 
-def group_accuracies(pred: np.ndarray, label: np.ndarray, source: np.ndarray) -> dict[str, tuple[int | None, int, float]]:
+def group_accuracies(
+    pred: np.ndarray, label: np.ndarray, source: np.ndarray
+) -> dict[str, tuple[int | None, int, float]]:
     """Accuracy per source run, on all adversarial, on genuine and overall: name → (source, n, accuracy)."""
     ok = pred == label
     out: dict[str, tuple[int | None, int, float]] = {}
@@ -324,78 +351,135 @@ def group_accuracies(pred: np.ndarray, label: np.ndarray, source: np.ndarray) ->
     return out
 
 
-def _train(store: Store, run_id: int, spec: DetectorSpec, items: Items, ds: ImageDataset, start_epoch: int,
-           progress: EpochProgress | None) -> dict[str, Any]:
+class _Training:
+    """A detector, its optimiser, schedule, shuffling generator and data loaders: one epoch at a time."""
+
+    def __init__(self, spec: DetectorSpec, items: Items, ds: ImageDataset, root: Path, device: torch.device) -> None:
+        self.device = device
+        test_mask = split(items, test_fraction=spec.test_fraction, seed=spec.seed)
+        self.generator = torch.Generator().manual_seed(spec.seed)
+        pin = device.type == "cuda"
+        self.train_loader = torch.utils.data.DataLoader(
+            _ItemDataset(items.subset(~test_mask), ds, root),
+            batch_size=spec.batch_size,
+            shuffle=True,
+            generator=self.generator,
+            num_workers=spec.workers,
+            pin_memory=pin,
+            drop_last=False,
+        )
+        self.test_loader = torch.utils.data.DataLoader(
+            _ItemDataset(items.subset(test_mask), ds, root),
+            batch_size=spec.batch_size * 2,
+            num_workers=spec.workers,
+            pin_memory=pin,
+        )
+        self.model = build_detector(spec, ds.image_shape).to(device)
+        params = self.model.parameters()
+        if spec.optimizer == "sgd":
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(
+                params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
+            )
+        else:
+            self.opt = torch.optim.Adam(params, lr=spec.lr)
+        # SGD follows the classic recipe (decay every epochs/3); Adam keeps its rate unless --step-size asks
+        step = spec.step_size or (max(1, spec.epochs // 3) if spec.optimizer == "sgd" else spec.epochs + 1)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=step, gamma=spec.gamma)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+
+    def epoch(self) -> tuple[float, float, float]:
+        """Train one epoch; returns its learning rate, mean training loss and training accuracy."""
+        self.model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        lr = float(self.opt.param_groups[0]["lr"])
+        for x, y, _ in self.train_loader:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            self.opt.zero_grad(set_to_none=True)
+            logits = self.model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            self.opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(y)
+        self.sched.step()
+        return lr, loss_sum / max(total, 1), correct / max(total, 1)
+
+    def test(self) -> dict[str, tuple[int | None, int, float]]:
+        return group_accuracies(*_evaluate(self.model, self.test_loader, self.device))
+
+
+def _train(
+    store: Store,
+    run_id: int,
+    spec: DetectorSpec,
+    items: Items,
+    ds: ImageDataset,
+    start_epoch: int,
+    progress: EpochProgress | None,
+) -> dict[str, Any]:
     """Train (from ``start_epoch``, or from the checkpoint), logging every epoch; returns the best epoch's results."""
-    device = resolve_device(spec.device)
-    test_mask = split(items, test_fraction=spec.test_fraction, seed=spec.seed)
-    root = store.location.artifacts_dir
-    g = torch.Generator().manual_seed(spec.seed)
-    pin = device.type == "cuda"
-    train_set = _ItemDataset(items.subset(~test_mask), ds, root)
-    test_set = _ItemDataset(items.subset(test_mask), ds, root)
-    train_loader = torch.utils.data.DataLoader(train_set, batch_size=spec.batch_size, shuffle=True, generator=g,
-                                               num_workers=spec.workers, pin_memory=pin, drop_last=False)
-    test_loader = torch.utils.data.DataLoader(test_set, batch_size=spec.batch_size * 2, num_workers=spec.workers, pin_memory=pin)
-    model = build_detector(spec, ds.image_shape)
-    model.to(device)
-    if spec.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=spec.lr)
-    # SGD follows the classic recipe (decay every epochs/3); Adam keeps its rate unless --step-size asks
-    step = spec.step_size or (max(1, spec.epochs // 3) if spec.optimizer == "sgd" else spec.epochs + 1)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=spec.gamma)
+    training = _Training(spec, items, ds, store.location.artifacts_dir, resolve_device(spec.device))
     best: dict[str, Any] = {"accuracy": -1.0, "epoch": -1, "groups": {}}
     ckpt = _checkpoint_path(store, run_id)
     if start_epoch > 0:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        g.set_state(state["generator"])
-        best = state["best"]
-        start_epoch = state["epoch"] + 1
+        training.restore(state)
+        best, start_epoch = state["best"], state["epoch"] + 1
         log_epoch(store, run_id, state["row"])  # in case the process died between checkpoint and log
     for epoch in range(start_epoch, spec.epochs):
         t0 = time.perf_counter()
-        model.train()
-        total, correct, loss_sum = 0, 0, 0.0
-        lr = opt.param_groups[0]["lr"]
-        for x, y, _ in train_loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            opt.zero_grad(set_to_none=True)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            total += len(y)
-        sched.step()
-        pred, label, source = _evaluate(model, test_loader, device)
-        groups = group_accuracies(pred, label, source)
+        lr, train_loss, train_accuracy = training.epoch()
+        groups = training.test()
         test_acc = groups["overall"][2]
         if test_acc > best["accuracy"]:
             best = {"accuracy": test_acc, "epoch": epoch, "groups": groups}
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / max(total, 1), "train_accuracy": correct / max(total, 1),
-               "test_accuracy": test_acc, "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "test_accuracy": test_acc,
+            "seconds": time.perf_counter() - t0,
+        }
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "generator": g.get_state(), "best": best, "epoch": epoch, "row": row}, tmp)
+        torch.save({**training.state(), "best": best, "epoch": epoch, "row": row}, tmp)
         tmp.replace(ckpt)  # the checkpoint first: an epoch is logged only once it can be resumed from
         log_epoch(store, run_id, row)
         if progress:
-            progress.epoch(run_id=run_id, epoch=epoch, epochs=spec.epochs, train_loss=loss_sum / max(total, 1), test_accuracy=test_acc)
+            progress.epoch(
+                run_id=run_id, epoch=epoch, epochs=spec.epochs, train_loss=train_loss, test_accuracy=test_acc
+            )
     return best
 
 
-def _run(store: Store, run_id: int, spec: DetectorSpec, start_epoch: int, prior: float, progress: EpochProgress | None,
-         built: tuple[Items, ImageDataset] | None = None) -> int:
+def _run(
+    store: Store,
+    run_id: int,
+    spec: DetectorSpec,
+    start_epoch: int,
+    prior: float,
+    progress: EpochProgress | None,
+    built: tuple[Items, ImageDataset] | None = None,
+) -> int:
     """Train under the run lifecycle: the results and the *finished* status commit together."""
-    with run_lifecycle(store, run_id, what="detector run", resume=f"advdb retrain --resume {run_id}",
-                       prior_seconds=prior) as life:
+    with run_lifecycle(
+        store, run_id, what="detector run", resume=f"advdb retrain --resume {run_id}", prior_seconds=prior
+    ) as life:
         items, ds = built or build_items(store, spec)
         best = _train(store, run_id, spec, items, ds, start_epoch, progress)
         life.on_finish(results_write(run_id, best["groups"], best["epoch"]))
@@ -409,8 +493,17 @@ def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress 
     config = spec.to_config()
     pretrained = pretrained_weights(spec)
     config["resolved"] = {"pretrained": str(pretrained) if pretrained is not None else None}
-    run = create_run(store, kind="detector", config=config, name=f"detector {spec.arch} {spec.setting}", attack=None,
-                     seed=spec.seed, iterations=spec.epochs, batch_size=spec.batch_size, device=str(resolve_device(spec.device)))
+    run = create_run(
+        store,
+        kind="detector",
+        config=config,
+        name=f"detector {spec.arch} {spec.setting}",
+        attack=None,
+        seed=spec.seed,
+        iterations=spec.epochs,
+        batch_size=spec.batch_size,
+        device=str(resolve_device(spec.device)),
+    )
     return _run(store, run.run_id, spec, 0, 0.0, progress, built)
 
 
@@ -423,7 +516,9 @@ def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None
     done = finished_epochs(store, run_id)
     has_ckpt = _checkpoint_path(store, run_id).exists()
     if done and not has_ckpt:
-        raise DataError(f"the checkpoint of detector run {run_id} is missing ({_checkpoint_path(store, run_id)}): start a new run")
+        raise DataError(
+            f"the checkpoint of detector run {run_id} is missing ({_checkpoint_path(store, run_id)}): start a new run"
+        )
     start = 1 if has_ckpt else 0  # the checkpoint knows its epoch
     set_status(store, run_id, "running")
     return _run(store, run_id, spec, start, run.wall_seconds or 0.0, progress)

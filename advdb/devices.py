@@ -10,7 +10,10 @@ from advdb.errors import ConfigError
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present (``cuda:LOCAL_RANK`` under torchrun), else CPU; an unavailable device is a clear error."""
+    """``auto`` → CUDA when present (``cuda:LOCAL_RANK`` under torchrun), else CPU.
+
+    An unavailable or unknown device is a ConfigError.
+    """
     if device == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")
@@ -30,7 +33,7 @@ def resolve_device(device: str) -> torch.device:
 
 def torch_versions(dev: torch.device) -> dict[str, str]:
     """torch's own build (with its CUDA flavour) and the GPU's CUDA/cuDNN versions."""
-    out = {"torch": torch.__version__}
+    out = {"torch": str(torch.__version__)}
     if dev.type == "cuda":
         out["cuda"] = str(torch.version.cuda)
         out["cudnn"] = str(torch.backends.cudnn.version())

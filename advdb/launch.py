@@ -11,8 +11,8 @@ when there are GPUs (:func:`advdb.devices.resolve_device`).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from advdb.models import LoadedClassifier
 
 
 @torch.no_grad()
-def predict(clf: LoadedClassifier, ds: ImageDataset, indices: np.ndarray, device: torch.device, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    clf: LoadedClassifier, ds: ImageDataset, indices: np.ndarray, device: torch.device, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and least-likely classes for ``indices``."""
     preds, least = [], []
     for s in range(0, len(indices), batch_size):
@@ -38,8 +40,17 @@ class Plan:
     targets: np.ndarray
 
 
-def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, targets: str, device: torch.device,
-                 batch_size: int, only_labels: list[int] | None = None) -> tuple[Plan, np.ndarray]:
+def plan_targets(
+    clf: LoadedClassifier,
+    ds: ImageDataset,
+    *,
+    n: int,
+    seed: int,
+    targets: str,
+    device: torch.device,
+    batch_size: int,
+    only_labels: list[int] | None = None,
+) -> tuple[Plan, np.ndarray]:
     """Pick ``n`` correctly classified images in a seeded order and a seeded target for each.
 
     ``only_labels`` restricts the images to those classes. Returns the plan and the
@@ -69,7 +80,8 @@ def plan_targets(clf: LoadedClassifier, ds: ImageDataset, *, n: int, seed: int, 
     if found < n:
         which = f" with labels {only_labels}" if only_labels is not None else ""
         raise DataError(
-            f"only {found} of {len(order)} images{which} in {ds.name} are classified correctly by {clf.name}: use --n {found} or fewer"
+            f"only {found} of {len(order)} images{which} in {ds.name} are classified correctly by {clf.name}: use "
+            f"--n {found} or fewer"
         )
     idx = np.concatenate(chosen)[:n]
     y = labels[idx] if labels is not None else all_preds[idx]

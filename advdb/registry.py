@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from difflib import get_close_matches
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from advdb.errors import ConfigError
 

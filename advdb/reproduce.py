@@ -5,9 +5,11 @@ resumed (interrupted or failed): running it again continues and never duplicates
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from advdb.circles import CirclesSpec, run_circles
 from advdb.detectors import DetectorSpec, resume_detector, train_detector
@@ -54,9 +56,19 @@ STUDY_PRESETS = {
     # the embedded default: the whole study in minutes on a 2-core CPU
     "digits": Preset(n=500, iterations=300, batch_size=250, full_attack_n=200, detector_epochs=15),
     # the paper's configuration: ResNet-50 on the ImageNet validation set, on a GPU
-    "imagenet": Preset(n=50_000, iterations=500, batch_size=250, full_attack_n=1_000, detector_epochs=30, model="resnet50",
-                       dataset="imagefolder", detector_archs=["alexnet", "resnet18", "vgg16", "resnet34", "resnet152"],
-                       detector_image_size=224, circles=True, workers=8),
+    "imagenet": Preset(
+        n=50_000,
+        iterations=500,
+        batch_size=250,
+        full_attack_n=1_000,
+        detector_epochs=30,
+        model="resnet50",
+        dataset="imagefolder",
+        detector_archs=["alexnet", "resnet18", "vgg16", "resnet34", "resnet152"],
+        detector_image_size=224,
+        circles=True,
+        workers=8,
+    ),
 }
 
 
@@ -76,12 +88,25 @@ class StudyResult:
     seconds: float
 
 
-def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir: str | None = None,
-               weights: str | None = None, with_torchvision_detectors: bool = False, seed: int = 0) -> tuple[list[Step], dict[str, int]]:
+def plan_study(
+    store: Store,
+    preset_name: str,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    weights: str | None = None,
+    with_torchvision_detectors: bool = False,
+    seed: int = 0,
+) -> tuple[list[Step], dict[str, int]]:
     p = STUDY_PRESETS[check_choice(preset_name, PRESETS, "preset")]
     if preset_name == "imagenet" and not (data_dir and weights):
-        raise ConfigError("--preset imagenet needs --data-dir (ImageNet validation, ROOT/<synset>/<image>) and --weights (resnet50 state dict)")
-    archs = list(p.detector_archs) + (["resnet18"] if with_torchvision_detectors and "resnet18" not in p.detector_archs else [])
+        raise ConfigError(
+            "--preset imagenet needs --data-dir (ImageNet validation, ROOT/<synset>/<image>) and --weights "
+            "(resnet50 state dict)"
+        )
+    archs = list(p.detector_archs) + (
+        ["resnet18"] if with_torchvision_detectors and "resnet18" not in p.detector_archs else []
+    )
     ids: dict[str, int] = {}
     steps: list[Step] = []
 
@@ -93,27 +118,51 @@ def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir
 
         steps.append(Step(key, "attack", lambda: cfg, run, lambda r: resume_attack(store, r)))
 
-    common = dict(model=p.model, weights=weights or p.weights, dataset=p.dataset, data_dir=data_dir or p.data_dir,
-                  batch_size=p.batch_size, device=device, seed=seed)
+    common = AttackSpec(
+        model=p.model,
+        weights=weights or p.weights,
+        dataset=p.dataset,
+        data_dir=data_dir or p.data_dir,
+        batch_size=p.batch_size,
+        device=device,
+        seed=seed,
+    )
     for mode in MODES:
         for loss in SOURCES:
-            attack_step(f"{loss} {mode}", AttackSpec(params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n, **common))
+            attack_step(
+                f"{loss} {mode}",
+                replace(common, params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n),
+            )
     for attack in FULL_ATTACKS:
         params = {"iterations": p.iterations} if attack == "ifgs" else {}
-        attack_step(attack, AttackSpec(attack=attack, params=params, n=p.full_attack_n, **common))
+        attack_step(attack, replace(common, attack=attack, params=params, n=p.full_attack_n))
 
     def detector_step(label: str, arch: str, sources: Callable[[], list[int]]) -> None:
         def spec() -> DetectorSpec:
-            return DetectorSpec(arch=arch, sources=sources(), epochs=p.detector_epochs, image_size=p.detector_image_size if arch != "small-cnn" else None,
-                                device=device, seed=seed, workers=p.workers)
+            return DetectorSpec(
+                arch=arch,
+                sources=sources(),
+                epochs=p.detector_epochs,
+                image_size=p.detector_image_size if arch != "small-cnn" else None,
+                device=device,
+                seed=seed,
+                workers=p.workers,
+            )
 
-        steps.append(Step(label, "detector", lambda: spec().to_config(), lambda: train_detector(store, spec()),
-                          lambda r: resume_detector(store, r)))
+        steps.append(
+            Step(
+                label,
+                "detector",
+                lambda: spec().to_config(),
+                lambda: train_detector(store, spec()),
+                lambda r: resume_detector(store, r),
+            )
+        )
 
     eq_pert = [f"{loss} equal-perturbation" for loss in SOURCES]
     for arch in archs:
         for key in eq_pert:
-            detector_step(f"detector {arch} {key.split()[0]}", arch, lambda key=key: [ids[key]])
+            detector_step(f"detector {arch} {key.split()[0]}", arch, functools.partial(lambda k: [ids[k]], key))
         detector_step(f"detector {arch} all sources", arch, lambda: [ids[k] for k in eq_pert])
     if p.circles:
         cspec = CirclesSpec(n=p.circles_n, iterations=p.circles_iterations, device=device, seed=seed)
@@ -122,7 +171,9 @@ def plan_study(store: Store, preset_name: str, *, device: str = "auto", data_dir
     return steps, ids
 
 
-def run_study(store: Store, preset_name: str = "digits", *, progress: StepProgress | None = None, **options: Any) -> StudyResult:
+def run_study(
+    store: Store, preset_name: str = "digits", *, progress: StepProgress | None = None, **options: Any
+) -> StudyResult:
     """Run (or continue) the whole study; reports are made by the caller (``advdb report all``)."""
     t0 = time.perf_counter()
     steps, ids = plan_study(store, preset_name, **options)
@@ -132,7 +183,9 @@ def run_study(store: Store, preset_name: str = "digits", *, progress: StepProgre
         if progress:
             progress.step(index=i, total=len(steps), label=step.label, state="start")
         if found and found[1] == "live":
-            raise ConflictError(f"{step.label}: run {found[0]} is being worked on by another process; wait for it or stop it")
+            raise ConflictError(
+                f"{step.label}: run {found[0]} is being worked on by another process; wait for it or stop it"
+            )
         if found and found[1] == "finished":
             ids[step.label] = found[0]
             skipped.append(step.label)
@@ -146,4 +199,3 @@ def run_study(store: Store, preset_name: str = "digits", *, progress: StepProgre
         if progress:
             progress.step(index=i + 1, total=len(steps), label=step.label, state=state)
     return StudyResult(runs=ids, skipped=skipped, seconds=time.perf_counter() - t0)
-

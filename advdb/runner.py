@@ -63,13 +63,28 @@ def _writer(store: Store, spec: AttackSpec) -> BackgroundWriter:
 
 def _register(store: Store, ds: ImageDataset, clf: LoadedClassifier, labels: np.ndarray) -> tuple[int, np.ndarray, int]:
     dataset_id, image_ids = register_dataset(
-        store, name=ds.name, kind=ds.kind, fingerprint=ds.fingerprint, labels=labels, image_shape=ds.image_shape,
-        n_classes=ds.n_classes or clf.num_classes, split=ds.split, root=ds.root, paths=ds.paths(), synthetic=ds.synthetic,
+        store,
+        name=ds.name,
+        kind=ds.kind,
+        fingerprint=ds.fingerprint,
+        labels=labels,
+        image_shape=ds.image_shape,
+        n_classes=ds.n_classes or clf.num_classes,
+        split=ds.split,
+        root=ds.root,
+        paths=ds.paths(),
+        synthetic=ds.synthetic,
     )
     classifier_id = register_classifier(
-        store, name=clf.name, architecture=clf.architecture, weights_source=clf.weights_source,
-        weights_sha256=clf.weights_sha256, num_classes=clf.num_classes, input_shape=list(clf.input_shape),
-        normalization=clf.normalization, test_accuracy=clf.test_accuracy,
+        store,
+        name=clf.name,
+        architecture=clf.architecture,
+        weights_source=clf.weights_source,
+        weights_sha256=clf.weights_sha256,
+        num_classes=clf.num_classes,
+        input_shape=list(clf.input_shape),
+        normalization=clf.normalization,
+        test_accuracy=clf.test_accuracy,
     )
     return dataset_id, image_ids, classifier_id
 
@@ -85,13 +100,23 @@ def _keyed_run(store: Store, key: str, *, wait_s: float) -> RunRecord | None:
     while (run := find_run_by_key(store, key)) is None and time.monotonic() < deadline:
         time.sleep(0.5)
     if run is None and wait_s > 0:
-        raise ConflictError(f"no run with key {key!r} appeared within {wait_s:.0f} s: did the process that creates it fail?")
+        raise ConflictError(
+            f"no run with key {key!r} appeared within {wait_s:.0f} s: did the process that creates it fail?"
+        )
     return run
 
 
 @sigterm_interrupts
-def run_attack(store: Store, spec: AttackSpec, *, progress: AttackProgress | None = None, join_key: str | None = None,
-               creates_run: bool = True, plan_only: bool = False, options: WorkerOptions | None = None) -> int:
+def run_attack(
+    store: Store,
+    spec: AttackSpec,
+    *,
+    progress: AttackProgress | None = None,
+    join_key: str | None = None,
+    creates_run: bool = True,
+    plan_only: bool = False,
+    options: WorkerOptions | None = None,
+) -> int:
     """Run a new attack; returns its run id. Every option is validated before any work.
 
     With ``join_key``, processes started anywhere share one run: the first to store the
@@ -116,16 +141,34 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: AttackProgress | Non
     writer = _writer(store, spec)
     try:
         ds, clf = load_data_and_model(spec, device)
-        plan, labels = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device,
-                                    batch_size=spec.batch_size, only_labels=spec.labels)
+        plan, labels = plan_targets(
+            clf,
+            ds,
+            n=spec.n,
+            seed=spec.seed,
+            targets=spec.targets,
+            device=device,
+            batch_size=spec.batch_size,
+            only_labels=spec.labels,
+        )
         dataset_id, image_ids, classifier_id = _register(store, ds, clf, labels)
         fields = _run_fields(spec, attack, ds, clf, device, dataset_id=dataset_id, classifier_id=classifier_id)
-        run = create_run(store, **fields) if join_key is None else create_keyed_run(store, launch_key=join_key, **fields)
+        run = (
+            create_run(store, **fields) if join_key is None else create_keyed_run(store, launch_key=join_key, **fields)
+        )
         if run is None:  # another process stored the run first: work on it, with this process's plan as a check
             existing = find_run_by_key(store, join_key or "")
             assert existing is not None
-            return _join_keyed(store, existing, spec, progress=progress, options=options, own_plan=plan, loaded=(ds, clf),
-                               writer=writer)
+            return _join_keyed(
+                store,
+                existing,
+                spec,
+                progress=progress,
+                options=options,
+                own_plan=plan,
+                loaded=(ds, clf),
+                writer=writer,
+            )
         _store_plan(store, writer, run.run_id, plan, image_ids[plan.indices], spec.batch_size)
         if plan_only:
             set_status(store, run.run_id, "planned")
@@ -136,29 +179,62 @@ def run_attack(store: Store, spec: AttackSpec, *, progress: AttackProgress | Non
         writer.stop()
 
 
-def _run_fields(spec: AttackSpec, attack: Attack, ds: ImageDataset, clf: LoadedClassifier, device: torch.device, *,
-                dataset_id: int, classifier_id: int) -> dict[str, Any]:
-    """The run row of a new attack: its full configuration (with what it resolved to) and the columns reports filter on."""
+def _run_fields(
+    spec: AttackSpec,
+    attack: Attack,
+    ds: ImageDataset,
+    clf: LoadedClassifier,
+    device: torch.device,
+    *,
+    dataset_id: int,
+    classifier_id: int,
+) -> dict[str, Any]:
+    """The run row of a new attack: its full configuration (with what it resolved to) and the
+    columns reports filter on."""
     config = spec.to_config()
     config["resolved"] = {
-        "attack": attack.to_dict(), "device": str(device), "dataset": ds.name,
-        "classifier_sha256": clf.weights_sha256, "dataset_fingerprint": ds.fingerprint,
+        "attack": attack.to_dict(),
+        "device": str(device),
+        "dataset": ds.name,
+        "classifier_sha256": clf.weights_sha256,
+        "dataset_fingerprint": ds.fingerprint,
     }
-    return dict(kind="attack", config=config, name=spec.name, attack=attack.name, loss=attack.loss, mode=attack.mode,
-                classifier_id=classifier_id, dataset_id=dataset_id, seed=spec.seed,
-                iterations=attack.budget(), n_images=spec.n, batch_size=spec.batch_size,
-                device=device_description(device), synthetic=ds.synthetic, versions=torch_versions(device))
+    return dict(
+        kind="attack",
+        config=config,
+        name=spec.name,
+        attack=attack.name,
+        loss=attack.loss,
+        mode=attack.mode,
+        classifier_id=classifier_id,
+        dataset_id=dataset_id,
+        seed=spec.seed,
+        iterations=attack.budget(),
+        n_images=spec.n,
+        batch_size=spec.batch_size,
+        device=device_description(device),
+        synthetic=ds.synthetic,
+        versions=torch_versions(device),
+    )
 
 
-def _store_plan(store: Store, writer: BackgroundWriter, run_id: int, plan: Plan, image_ids: np.ndarray, batch_size: int) -> None:
+def _store_plan(
+    store: Store, writer: BackgroundWriter, run_id: int, plan: Plan, image_ids: np.ndarray, batch_size: int
+) -> None:
     """Store the work list (one transaction) and the claim of every batch; a failure marks the run failed."""
     positions = np.arange(len(plan.indices))
     try:
-        writer.insert("run_images", {
-            "image_id": image_ids.astype(np.int32), "position": positions.astype(np.int32),
-            "batch_index": (positions // batch_size).astype(np.int32), "label": plan.labels.astype(np.int32),
-            "target": plan.targets.astype(np.int32),
-        }, run_id=run_id)
+        writer.insert(
+            "run_images",
+            {
+                "image_id": image_ids.astype(np.int32),
+                "position": positions.astype(np.int32),
+                "batch_index": (positions // batch_size).astype(np.int32),
+                "label": plan.labels.astype(np.int32),
+                "target": plan.targets.astype(np.int32),
+            },
+            run_id=run_id,
+        )
         ensure_claims(store, run_id, -(-len(positions) // batch_size))
     except BaseException as exc:
         set_status(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}")
@@ -171,18 +247,36 @@ def _store_plan(store: Store, writer: BackgroundWriter, run_id: int, plan: Plan,
 PER_WORKER = ("device", "name")
 
 
-def _join_keyed(store: Store, run: RunRecord, spec: AttackSpec, *, progress: AttackProgress | None, options: WorkerOptions,
-                own_plan: Plan | None = None, loaded: tuple[ImageDataset, LoadedClassifier] | None = None,
-                writer: BackgroundWriter | None = None) -> int:
+def _join_keyed(
+    store: Store,
+    run: RunRecord,
+    spec: AttackSpec,
+    *,
+    progress: AttackProgress | None,
+    options: WorkerOptions,
+    own_plan: Plan | None = None,
+    loaded: tuple[ImageDataset, LoadedClassifier] | None = None,
+    writer: BackgroundWriter | None = None,
+) -> int:
     """Join the run found by a launch key, after checking it was started with the same options."""
     mine, theirs = spec.to_config(), AttackSpec.from_config(run.config).to_config()
     differ = [k for k in mine if k not in PER_WORKER and mine[k] != theirs.get(k)]
     if differ:
         k = differ[0]
-        raise ConflictError(f"run {run.run_id} (key {run.launch_key!r}) was started with {k}={theirs.get(k)!r}, "
-                            f"this worker has {k}={mine[k]!r}: use the same options or another key")
-    return join_attack(store, run.run_id, progress=progress, device=spec.device, options=options, own_plan=own_plan,
-                       loaded=loaded, writer=writer)
+        raise ConflictError(
+            f"run {run.run_id} (key {run.launch_key!r}) was started with {k}={theirs.get(k)!r}, "
+            f"this worker has {k}={mine[k]!r}: use the same options or another key"
+        )
+    return join_attack(
+        store,
+        run.run_id,
+        progress=progress,
+        device=spec.device,
+        options=options,
+        own_plan=own_plan,
+        loaded=loaded,
+        writer=writer,
+    )
 
 
 def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> RunRecord:
@@ -200,9 +294,18 @@ def _wait_for_plan(store: Store, run_id: int, *, timeout_s: float = 1800.0) -> R
 
 
 @sigterm_interrupts
-def join_attack(store: Store, run_id: int, *, progress: AttackProgress | None = None, device: str | None = None,
-                options: WorkerOptions | None = None, own_plan: Plan | None = None, resume: bool = False,
-                loaded: tuple[ImageDataset, LoadedClassifier] | None = None, writer: BackgroundWriter | None = None) -> int:
+def join_attack(
+    store: Store,
+    run_id: int,
+    *,
+    progress: AttackProgress | None = None,
+    device: str | None = None,
+    options: WorkerOptions | None = None,
+    own_plan: Plan | None = None,
+    resume: bool = False,
+    loaded: tuple[ImageDataset, LoadedClassifier] | None = None,
+    writer: BackgroundWriter | None = None,
+) -> int:
     """Work on stored attack run ``run_id`` beside its other workers (or alone); returns the run id.
 
     The plan is read from the store. A finished run returns at once (nothing to do).
@@ -228,8 +331,10 @@ def join_attack(store: Store, run_id: int, *, progress: AttackProgress | None = 
         arr = np.asarray(stored_plan(store, run_id), dtype=np.int64)
         plan = Plan(indices=arr[:, 3], labels=arr[:, 1], targets=arr[:, 2])
         if own_plan is not None and not _same_plan(plan, own_plan):
-            raise DataError(f"this worker plans run {run_id} differently (other images or targets): "
-                            "its model, data or software differ from the run's; fix them before joining")
+            raise DataError(
+                f"this worker plans run {run_id} differently (other images or targets): "
+                "its model, data or software differ from the run's; fix them before joining"
+            )
         reap_dead_workers(store, run_id)
         ensure_claims(store, run_id, -(-len(plan.indices) // spec.batch_size))
         if run.status != "running":
@@ -247,13 +352,21 @@ def _same_plan(a: Plan, b: Plan) -> bool:
 def _check_same_inputs(store: Store, run: RunRecord, ds: ImageDataset, clf: LoadedClassifier) -> None:
     stored = get_classifier(store, run.classifier_id) if run.classifier_id else None
     if stored is not None and stored.weights_sha256 != clf.weights_sha256:
-        raise DataError(f"the weights of {clf.name} differ from run {run.run_id}'s (sha256 {clf.weights_sha256[:12]}… ≠ "
-                        f"{stored.weights_sha256[:12]}…): restore them to work on it")
+        raise DataError(
+            f"the weights of {clf.name} differ from run {run.run_id}'s (sha256 {clf.weights_sha256[:12]}… ≠ "
+            f"{stored.weights_sha256[:12]}…): restore them to work on it"
+        )
     if ds.fingerprint != run.config.get("resolved", {}).get("dataset_fingerprint"):
         raise DataError(f"dataset {ds.name} differs from the one run {run.run_id} started on: restore it to work on it")
 
 
-def resume_attack(store: Store, run_id: int, *, progress: AttackProgress | None = None, device: str | None = None,
-                  options: WorkerOptions | None = None) -> int:
+def resume_attack(
+    store: Store,
+    run_id: int,
+    *,
+    progress: AttackProgress | None = None,
+    device: str | None = None,
+    options: WorkerOptions | None = None,
+) -> int:
     """Finish an interrupted or failed attack run: attack exactly the batches not yet committed."""
     return join_attack(store, run_id, progress=progress, device=device, options=options, resume=True)

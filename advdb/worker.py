@@ -59,7 +59,9 @@ class WorkerOptions:
 
 
 @torch.no_grad()
-def final_summary(model: torch.nn.Module, x0: torch.Tensor, x_adv: torch.Tensor, t: torch.Tensor) -> dict[str, np.ndarray]:
+def final_summary(
+    model: torch.nn.Module, x0: torch.Tensor, x_adv: torch.Tensor, t: torch.Tensor
+) -> dict[str, np.ndarray]:
     """The ``final_*`` sample columns, measured on the image the attack returns.
 
     For the unified iteration that is the last iterate; CW and L-BFGS return their
@@ -67,10 +69,29 @@ def final_summary(model: torch.nn.Module, x0: torch.Tensor, x_adv: torch.Tensor,
     """
     z = model(x_adv)
     d = (x_adv - x0).flatten(1)
-    cols = torch.stack((z.argmax(1).float(), z.softmax(1).gather(1, t[:, None]).squeeze(1), z.gather(1, t[:, None]).squeeze(1),
-                        d.abs().sum(1), d.norm(dim=1), d.abs().amax(1)), 1).cpu().numpy()
-    return {"final_pred": cols[:, 0].astype(np.int32), "final_p_target": cols[:, 1], "final_z_target": cols[:, 2],
-            "final_l1": cols[:, 3], "final_l2": cols[:, 4], "final_linf": cols[:, 5]}
+    cols = (
+        torch.stack(
+            (
+                z.argmax(1).float(),
+                z.softmax(1).gather(1, t[:, None]).squeeze(1),
+                z.gather(1, t[:, None]).squeeze(1),
+                d.abs().sum(1),
+                d.norm(dim=1),
+                d.abs().amax(1),
+            ),
+            1,
+        )
+        .cpu()
+        .numpy()
+    )
+    return {
+        "final_pred": cols[:, 0].astype(np.int32),
+        "final_p_target": cols[:, 1],
+        "final_z_target": cols[:, 2],
+        "final_l1": cols[:, 3],
+        "final_l2": cols[:, 4],
+        "final_linf": cols[:, 5],
+    }
 
 
 def _quantize(x: torch.Tensor) -> torch.Tensor:
@@ -85,8 +106,19 @@ def batch_seed(seed: int, batch_index: int) -> int:
 class Execution:
     """One worker's loop over the batches it claims."""
 
-    def __init__(self, store: Store, run_id: int, spec: AttackSpec, attack: Attack, ds: ImageDataset, clf: LoadedClassifier,
-                 device: torch.device, plan: Plan, image_ids: np.ndarray, progress: AttackProgress | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        spec: AttackSpec,
+        attack: Attack,
+        ds: ImageDataset,
+        clf: LoadedClassifier,
+        device: torch.device,
+        plan: Plan,
+        image_ids: np.ndarray,
+        progress: AttackProgress | None,
+    ) -> None:
         self.store, self.run_id, self.spec, self.attack = store, run_id, spec, attack
         self.ds, self.clf, self.device, self.plan = ds, clf, device, plan
         self.image_ids = image_ids  # per plan position
@@ -118,9 +150,13 @@ class Execution:
         if self.progress:
             done = committed_batches(self.store, self.run_id)
             label = self.attack.loss if self.attack.name == "unified" else self.attack.name
-            self.progress.start(run_id=self.run_id, label=label or self.attack.name, total_images=len(self.plan.indices),
-                                done_images=sum(self._slice(b).stop - self._slice(b).start for b in done),
-                                iterations=self.attack.budget())
+            self.progress.start(
+                run_id=self.run_id,
+                label=label or self.attack.name,
+                total_images=len(self.plan.indices),
+                done_images=sum(self._slice(b).stop - self._slice(b).start for b in done),
+                iterations=self.attack.budget(),
+            )
         with ThreadPoolExecutor(max_workers=1) as loader:
             cur = self._claim()
             data = self._load(loader, cur) if cur is not None else None
@@ -159,9 +195,14 @@ class Execution:
         summary["batch_index"] = np.full(len(ids), b, dtype=np.int32)
         payload = self._artifacts(outcome.x_adv, ids, t_np) if self.spec.save_images else None
         record = BatchRecord(
-            run_id=self.run_id, batch_index=b,
-            trajectory=trajectory_columns(stats, ids, outcome.search_step.numpy() if outcome.search_step is not None else None),
-            samples=summary, attack_seconds=outcome.seconds, worker_id=self.worker_id,
+            run_id=self.run_id,
+            batch_index=b,
+            trajectory=trajectory_columns(
+                stats, ids, outcome.search_step.numpy() if outcome.search_step is not None else None
+            ),
+            samples=summary,
+            attack_seconds=outcome.seconds,
+            worker_id=self.worker_id,
         )
         writer.submit(record, payload)
 
@@ -175,15 +216,22 @@ class Execution:
             saved_pred = self.clf.module(x_adv).argmax(1)
             pixels = x_adv.float().cpu().numpy()
         sp = saved_pred.cpu().numpy()
-        return ArtifactPayload(image_id=ids, pixels=pixels, format=self.spec.image_format, saved_pred=sp,
-                               still_adversarial=sp == t_np)
+        return ArtifactPayload(
+            image_id=ids, pixels=pixels, format=self.spec.image_format, saved_pred=sp, still_adversarial=sp == t_np
+        )
 
 
 def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device: str, options: WorkerOptions) -> int:
     """Run ``execution`` as a registered worker and settle the run's status; returns the run id."""
     run_id = execution.run_id
-    worker_id = register_worker(store, run_id, device=device, rank=options.rank, lease_seconds=options.lease_seconds,
-                                started_at=options.started_at)
+    worker_id = register_worker(
+        store,
+        run_id,
+        device=device,
+        rank=options.rank,
+        lease_seconds=options.lease_seconds,
+        started_at=options.started_at,
+    )
     execution.worker_id, execution.options = worker_id, options
     try:
         with sigterm_as_interrupt(), Heartbeat(store, worker_id, options.lease_seconds):
@@ -196,8 +244,9 @@ def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device
         others = _end_worker(store, execution, "interrupted")
         left = execution.remaining()
         if others:
-            raise InterruptedRun(f"worker stopped; run {run_id} goes on in {others} other worker(s) "
-                                 f"({left} batch(es) left)") from None
+            raise InterruptedRun(
+                f"worker stopped; run {run_id} goes on in {others} other worker(s) ({left} batch(es) left)"
+            ) from None
         raise InterruptedRun(
             f"run {run_id} interrupted with {left} batch(es) left; committed batches are kept: "
             f"resume with `advdb attack --resume {run_id}`"
@@ -210,7 +259,10 @@ def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device
 
 
 def _end_worker(store: Store, execution: Execution, status: str, *, error: str | None = None) -> int:
-    """Record how this worker ended and, if it was the last one at work, how the run stands. Returns the others still at work."""
+    """Record how this worker ended and, if it was the last one at work, how the run stands.
+
+    Returns how many other workers are still at work.
+    """
     run_id, worker_id = execution.run_id, execution.worker_id
     assert worker_id is not None
     finish_worker(store, worker_id, status, error=error)

@@ -24,16 +24,23 @@ from advdb.store.runs import get_run, run_counts
 
 CASES = {
     # name: (spec options, attack params)
-    "digits": (dict(model="digits-cnn", n=512, batch_size=128), dict(loss="ce-sign", mode="equal-multiplier", iterations=300)),
-    "resnet18": (dict(model="resnet18", weights="random", dataset="synthetic", image_shape=(3, 224, 224), n=16, batch_size=8),
-                 dict(loss="ce-sign", mode="equal-multiplier", iterations=30)),
+    "digits": (
+        dict(model="digits-cnn", n=512, batch_size=128),
+        dict(loss="ce-sign", mode="equal-multiplier", iterations=300),
+    ),
+    "resnet18": (
+        dict(model="resnet18", weights="random", dataset="synthetic", image_shape=(3, 224, 224), n=16, batch_size=8),
+        dict(loss="ce-sign", mode="equal-multiplier", iterations=30),
+    ),
 }
 
 
 def bare(spec: AttackSpec, device: torch.device) -> float:
     """The attack as a researcher would write it inline: forward, backward, sign step, clip."""
     ds, clf = _load_data_and_model(spec, device)
-    plan, _ = plan_targets(clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device, batch_size=spec.batch_size)
+    plan, _ = plan_targets(
+        clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device, batch_size=spec.batch_size
+    )
     model, T, alpha = clf.module, spec.params["iterations"], spec.params.get("alpha", 1 / 255)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -84,10 +91,13 @@ def main() -> None:
             ts.append(t)
             loops.append(loop)
         b, t, loop = statistics.median(bs), statistics.median(ts), statistics.median(loops)
-        print(f"{name:9s} bare {b:7.2f} s   tracked {t:7.2f} s (attack loop {loop:7.2f} s)   "
-              f"ratio {t / b:5.3f} (loop {loop / b:5.3f})   "
-              f"[{spec.n} images x {params['iterations']} iterations, {rows:,} rows; runs: bare {', '.join(f'{x:.2f}' for x in bs)}; "
-              f"tracked {', '.join(f'{x:.2f}' for x in ts)}]")
+        print(
+            f"{name:9s} bare {b:7.2f} s   tracked {t:7.2f} s (attack loop {loop:7.2f} s)   "
+            f"ratio {t / b:5.3f} (loop {loop / b:5.3f})   "
+            f"[{spec.n} images x {params['iterations']} iterations, {rows:,} rows; runs: bare "
+            f"{', '.join(f'{x:.2f}' for x in bs)}; "
+            f"tracked {', '.join(f'{x:.2f}' for x in ts)}]"
+        )
 
 
 if __name__ == "__main__":

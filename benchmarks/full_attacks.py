@@ -26,7 +26,10 @@ ATTACKS = [
     ("ifgs", {"iterations": 300}),
     ("cw", {}),
     ("lbfgs", {}),
-    *[("unified", {"loss": loss, "mode": "equal-perturbation", "iterations": 300}) for loss in ("ce", "ce-sign", "logit", "m-logit")],
+    *[
+        ("unified", {"loss": loss, "mode": "equal-perturbation", "iterations": 300})
+        for loss in ("ce", "ce-sign", "logit", "m-logit")
+    ],
 ]
 
 
@@ -57,18 +60,25 @@ def main() -> None:
             for name, params in ATTACKS:
                 run_attack(store, AttackSpec(attack=name, params=dict(params), n=args.n, batch_size=args.batch_size))
             loc = store.location
-        rows = run_sql(loc, """
+        rows = run_sql(
+            loc,
+            """
             SELECT r.run_id, r.attack, r.loss, r.wall_seconds,
                    (SELECT sum(attack_seconds) FROM batches b WHERE b.run_id = r.run_id) AS attack_s,
                    (SELECT sum(n)::DOUBLE FROM (SELECT count(DISTINCT iteration) AS n FROM trajectory t
-                        JOIN run_images USING (run_id, image_id) WHERE t.run_id = r.run_id GROUP BY batch_index)) AS evals,
+                        JOIN run_images USING (run_id, image_id)
+                        WHERE t.run_id = r.run_id GROUP BY batch_index)) AS evals,
                    (SELECT avg((final_pred = target)::INT) FROM samples s WHERE s.run_id = r.run_id) AS success
-            FROM runs r ORDER BY r.run_id""").to_pylist()
+            FROM runs r ORDER BY r.run_id""",
+        ).to_pylist()
     print(f"{'attack':10s} {'loss':8s} {'s/image':>9s} {'evals/batch':>12s} {'model share':>12s} {'success':>8s}")
     for r in rows:
         batches = -(-args.n // args.batch_size)
         share = r["evals"] * per_eval / r["attack_s"]
-        print(f"{r['attack']:10s} {r['loss']:8s} {r['attack_s'] / args.n:9.4f} {r['evals'] / batches:12.0f} {share:12.0%} {r['success']:8.0%}")
+        print(
+            f"{r['attack']:10s} {r['loss']:8s} {r['attack_s'] / args.n:9.4f} {r['evals'] / batches:12.0f} "
+            f"{share:12.0%} {r['success']:8.0%}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,18 +39,31 @@ def make_batch(run_id: int, b: int, n_img: int, T: int, rng: np.random.Generator
     for k in TRAJECTORY_MEASURES:
         traj[k] = rng.random(n, dtype=np.float32)
     samples = {k: rng.random(n_img, dtype=np.float32) for k in SAMPLE_COLUMNS}
-    samples.update(image_id=ids, batch_index=np.full(n_img, b), label=np.zeros(n_img, np.int32),
-                   target=np.ones(n_img, np.int32), final_pred=np.ones(n_img, np.int32),
-                   first_success_iter=rng.integers(1, T, n_img).astype(np.float64),
-                   n_iterations=np.full(n_img, T + 1))
+    samples.update(
+        image_id=ids,
+        batch_index=np.full(n_img, b),
+        label=np.zeros(n_img, np.int32),
+        target=np.ones(n_img, np.int32),
+        final_pred=np.ones(n_img, np.int32),
+        first_success_iter=rng.integers(1, T, n_img).astype(np.float64),
+        n_iterations=np.full(n_img, T + 1),
+    )
     return BatchRecord(run_id=run_id, batch_index=b, trajectory=traj, samples=samples, attack_seconds=0.0)
 
 
 def bench(url: str, batches: int, n_img: int, T: int) -> tuple[float, int]:
     """Rows/s committing one run's batches; returns it and the run's id."""
     with open_store(url) as store:
-        _, image_ids = register_dataset(store, name="bench-ingest", kind="synthetic", fingerprint=f"bench-ingest-{batches * n_img}",
-                                        labels=np.zeros(batches * n_img, np.int64), image_shape=[3, 224, 224], n_classes=1000, synthetic=True)
+        _, image_ids = register_dataset(
+            store,
+            name="bench-ingest",
+            kind="synthetic",
+            fingerprint=f"bench-ingest-{batches * n_img}",
+            labels=np.zeros(batches * n_img, np.int64),
+            image_shape=[3, 224, 224],
+            n_classes=1000,
+            synthetic=True,
+        )
         run = create_run(store, kind="attack", config={"benchmark": "ingest"}, name="bench-ingest")
         location = store.location
     # SQLAlchemy's connections are closed now: DuckDB's SQLite must not share the file with them in one process
@@ -81,8 +94,11 @@ def main() -> None:
         if os.environ.get("ADVDB_TEST_PG_URL"):
             urls.append(os.environ["ADVDB_TEST_PG_URL"])
     rows = args.batches * args.images * (args.iterations + 1)
-    print(f"{rows:,} trajectory rows in {args.batches} batches of {args.images} images x {args.iterations + 1} iterations, "
-          f"{args.repeat} repeats per backend")
+    print(
+        f"{rows:,} trajectory rows in {args.batches} batches of {args.images} images x {args.iterations + 1} "
+        "iterations, "
+        f"{args.repeat} repeats per backend"
+    )
     rates: dict[str, list[float]] = {url: [] for url in urls}
     made: dict[str, list[int]] = {url: [] for url in urls}
     for _ in range(args.repeat):
@@ -98,7 +114,9 @@ def main() -> None:
         backend = url.split(":", 1)[0]
         med = statistics.median(rs)
         runs = ", ".join(f"{x / 1e3:,.0f} k" for x in rs)
-        print(f"{backend:12s} median {med:12,.0f} rows/s   ({med / 500_000:.2f} x the 500 k rows/s target; runs: {runs})")
+        print(
+            f"{backend:12s} median {med:12,.0f} rows/s   ({med / 500_000:.2f} x the 500 k rows/s target; runs: {runs})"
+        )
 
 
 if __name__ == "__main__":

@@ -29,31 +29,63 @@ from advdb.store.writer import BackgroundWriter
 
 SOURCES = ("ce", "ce-sign", "logit", "m-logit")
 MODES = ("equal-multiplier", "equal-perturbation")
-AD_HOC = "SELECT run_id, avg(l2) AS l2, max(z_target) AS z, count(*) AS n FROM trajectory GROUP BY run_id ORDER BY run_id"
+AD_HOC = (
+    "SELECT run_id, avg(l2) AS l2, max(z_target) AS z, count(*) AS n FROM trajectory GROUP BY run_id ORDER BY run_id"
+)
 
 
 def batch(run_id: int, b: int, image_ids: np.ndarray, T: int, rng: np.random.Generator) -> BatchRecord:
     n_img = len(image_ids)
     n = n_img * (T + 1)
     it = np.tile(np.arange(T + 1, dtype=np.int32), n_img)
-    traj: dict[str, np.ndarray] = {"image_id": np.repeat(image_ids.astype(np.int32), T + 1), "iteration": it,
-                                   "search_step": np.zeros(n, np.int16), "pred": rng.integers(0, 1000, n).astype(np.int16)}
+    traj: dict[str, np.ndarray] = {
+        "image_id": np.repeat(image_ids.astype(np.int32), T + 1),
+        "iteration": it,
+        "search_step": np.zeros(n, np.int16),
+        "pred": rng.integers(0, 1000, n).astype(np.int16),
+    }
     for k in TRAJECTORY_MEASURES:
         traj[k] = rng.random(n, dtype=np.float32)
     samples = {k: rng.random(n_img, dtype=np.float32) for k in SAMPLE_COLUMNS}
-    samples.update(image_id=image_ids.astype(np.int32), batch_index=np.full(n_img, b), label=np.zeros(n_img, np.int32),
-                   target=np.ones(n_img, np.int32), final_pred=np.ones(n_img, np.int32),
-                   first_success_iter=rng.integers(1, T, n_img).astype(np.float64), n_iterations=np.full(n_img, T + 1))
+    samples.update(
+        image_id=image_ids.astype(np.int32),
+        batch_index=np.full(n_img, b),
+        label=np.zeros(n_img, np.int32),
+        target=np.ones(n_img, np.int32),
+        final_pred=np.ones(n_img, np.int32),
+        first_success_iter=rng.integers(1, T, n_img).astype(np.float64),
+        n_iterations=np.full(n_img, T + 1),
+    )
     return BatchRecord(run_id=run_id, batch_index=b, trajectory=traj, samples=samples, attack_seconds=1.0)
 
 
 def fill(url: str, rows: int, T: int, batch_images: int) -> tuple[float, int]:
     images_per_run = max(batch_images, int(rows / 8 / (T + 1)) // batch_images * batch_images)
     with open_store(url) as store:
-        _, image_ids = register_dataset(store, name="bench", kind="synthetic", fingerprint=f"bench-{images_per_run}",
-                                        labels=np.zeros(images_per_run, np.int64), image_shape=[3, 224, 224], n_classes=1000, synthetic=True)
-        runs = [create_run(store, kind="attack", config={"benchmark": True}, loss=loss, mode=mode, iterations=T,
-                           n_images=images_per_run, synthetic=True).run_id for mode in MODES for loss in SOURCES]
+        _, image_ids = register_dataset(
+            store,
+            name="bench",
+            kind="synthetic",
+            fingerprint=f"bench-{images_per_run}",
+            labels=np.zeros(images_per_run, np.int64),
+            image_shape=[3, 224, 224],
+            n_classes=1000,
+            synthetic=True,
+        )
+        runs = [
+            create_run(
+                store,
+                kind="attack",
+                config={"benchmark": True},
+                loss=loss,
+                mode=mode,
+                iterations=T,
+                n_images=images_per_run,
+                synthetic=True,
+            ).run_id
+            for mode in MODES
+            for loss in SOURCES
+        ]
         location = store.location
     rng = np.random.default_rng(0)
     total = 0
@@ -61,10 +93,17 @@ def fill(url: str, rows: int, T: int, batch_images: int) -> tuple[float, int]:
     with BackgroundWriter(location) as w:
         for run_id in runs:  # the work list, as the runner stores it
             pos = np.arange(images_per_run)
-            w.insert("run_images", {"image_id": image_ids.astype(np.int32), "position": pos.astype(np.int32),
-                                    "batch_index": (pos // batch_images).astype(np.int32),
-                                    "label": np.zeros(images_per_run, np.int32), "target": np.ones(images_per_run, np.int32)},
-                     run_id=run_id)
+            w.insert(
+                "run_images",
+                {
+                    "image_id": image_ids.astype(np.int32),
+                    "position": pos.astype(np.int32),
+                    "batch_index": (pos // batch_images).astype(np.int32),
+                    "label": np.zeros(images_per_run, np.int32),
+                    "target": np.ones(images_per_run, np.int32),
+                },
+                run_id=run_id,
+            )
         for run_id in runs:
             for b in range(images_per_run // batch_images):
                 rec = batch(run_id, b, image_ids[b * batch_images : (b + 1) * batch_images], T, rng)
@@ -123,7 +162,10 @@ def main() -> None:
         direct = measure(url, columnar=False)
         print("direct over the store:                     " + ", ".join(f"{k} {v:.2f} s" for k, v in direct.items()))
         for k in ("table1", "fig2", "fig4", "sql aggregate"):
-            print(f"  {k:14s} columnar {steady[k]:6.2f} s   direct {direct[k]:6.2f} s   speed-up {direct[k] / steady[k]:5.1f}x")
+            print(
+                f"  {k:14s} columnar {steady[k]:6.2f} s   direct {direct[k]:6.2f} s   speed-up "
+                f"{direct[k] / steady[k]:5.1f}x"
+            )
     if not args.keep and args.db is None:
         import shutil
 

@@ -21,9 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -32,8 +32,25 @@ def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def one(args: argparse.Namespace, url: str, k: int, tmp: Path) -> dict[str, float]:
     env = dict(os.environ, ADVDB_DATABASE_URL=url, ADVDB_ARTIFACTS_DIR=str(tmp / "artifacts"))
-    base = [sys.executable, "-m", "advdb", "attack", "--loss", args.loss, "--mode", "equal-perturbation", "-n", str(args.n),
-            "-T", str(args.iterations), "--batch-size", str(args.batch_size), "--model", args.model, "--json"]
+    base = [
+        sys.executable,
+        "-m",
+        "advdb",
+        "attack",
+        "--loss",
+        args.loss,
+        "--mode",
+        "equal-perturbation",
+        "-n",
+        str(args.n),
+        "-T",
+        str(args.iterations),
+        "--batch-size",
+        str(args.batch_size),
+        "--model",
+        args.model,
+        "--json",
+    ]
     planned = _run([*base, "--plan-only", "--device", "cpu"], env)
     if planned.returncode:
         sys.exit(planned.stderr)
@@ -44,8 +61,15 @@ def one(args: argparse.Namespace, url: str, k: int, tmp: Path) -> dict[str, floa
     for w in range(k):
         device = f"cuda:{w}" if args.device == "cuda" else args.device
         wenv = dict(env, OMP_NUM_THREADS=str(threads))
-        procs.append(subprocess.Popen([*base[:3], "attack", "--join", str(run_id), "--device", device, "--json"],
-                                      env=wenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [*base[:3], "attack", "--join", str(run_id), "--device", device, "--json"],
+                env=wenv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for p in procs:
         _, err = p.communicate()
         if p.returncode:
@@ -54,9 +78,12 @@ def one(args: argparse.Namespace, url: str, k: int, tmp: Path) -> dict[str, floa
     span = _span_seconds(url, run_id)
     n_batches = -(-args.n // args.batch_size)
     steady_images = args.n * (n_batches - 1) / n_batches  # the first commit opens the span
-    return {"wall_s": wall, "img_it_per_s": args.n * args.iterations / wall,
-            "rows_per_s": args.n * (args.iterations + 1) / wall,
-            "steady_img_it_per_s": steady_images * args.iterations / span if span > 0 else float("nan")}
+    return {
+        "wall_s": wall,
+        "img_it_per_s": args.n * args.iterations / wall,
+        "rows_per_s": args.n * (args.iterations + 1) / wall,
+        "steady_img_it_per_s": steady_images * args.iterations / span if span > 0 else float("nan"),
+    }
 
 
 def _span_seconds(url: str, run_id: int) -> float:
@@ -65,7 +92,9 @@ def _span_seconds(url: str, run_id: int) -> float:
 
     with open_store(url) as store:
         loc = store.location
-    row = run_sql(loc, f"SELECT epoch(max(committed_at)) - epoch(min(committed_at)) AS s FROM batches WHERE run_id = {run_id}")
+    row = run_sql(
+        loc, f"SELECT epoch(max(committed_at)) - epoch(min(committed_at)) AS s FROM batches WHERE run_id = {run_id}"
+    )
     return float(row.to_pylist()[0]["s"] or 0.0)
 
 
@@ -90,8 +119,12 @@ def fresh_store(url: str | None, tmp: Path) -> Iterator[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--db", default=None, help="a PostgreSQL server URL: the benchmark makes (and drops) its own database "
-                                               "there [default: a SQLite file in a temp folder]")
+    ap.add_argument(
+        "--db",
+        default=None,
+        help="a PostgreSQL server URL: the benchmark makes (and drops) its own database "
+        "there [default: a SQLite file in a temp folder]",
+    )
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--n", type=int, default=832)
     ap.add_argument("--iterations", "-T", type=int, default=100)
@@ -102,8 +135,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads per CPU worker [default: cores / workers]")
     args = ap.parse_args()
     counts = [int(k) for k in args.workers.split(",")]
-    print(f"{args.model}, {args.n} images × T={args.iterations}, batch {args.batch_size}, {args.loss}, device {args.device}, "
-          f"{os.cpu_count()} cores")
+    print(
+        f"{args.model}, {args.n} images × T={args.iterations}, batch {args.batch_size}, {args.loss}, device "
+        f"{args.device}, "
+        f"{os.cpu_count()} cores"
+    )
     print(f"{'workers':>7} {'wall s':>8} {'img·it/s':>10} {'rows/s':>10} {'steady img·it/s':>16} {'× 1 worker':>11}")
     first = None
     with tempfile.TemporaryDirectory() as d, fresh_store(args.db, Path(d)) as url:
@@ -111,8 +147,11 @@ def main() -> None:
         for k in counts:
             r = one(args, url, k, tmp)
             first = first or r["img_it_per_s"]
-            print(f"{k:>7} {r['wall_s']:>8.1f} {r['img_it_per_s']:>10,.0f} {r['rows_per_s']:>10,.0f} "
-                  f"{r['steady_img_it_per_s']:>16,.0f} {r['img_it_per_s'] / first:>10.2f}×", flush=True)
+            print(
+                f"{k:>7} {r['wall_s']:>8.1f} {r['img_it_per_s']:>10,.0f} {r['rows_per_s']:>10,.0f} "
+                f"{r['steady_img_it_per_s']:>16,.0f} {r['img_it_per_s'] / first:>10.2f}×",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,6 @@
 This is the only package that imports typer or rich; the library never imports it.
 """
 
-from advdb.cli.app import app, main
+from .app import app, main
 
 __all__ = ["app", "main"]

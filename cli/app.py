@@ -7,18 +7,23 @@ stderr and the error's exit code in one place, :mod:`advdb.cli.errors`.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from advdb import __version__
-from advdb.cli import attack, catalogue, db, report, retrain, runs, sql, study
-from advdb.cli.context import State
-from advdb.cli.errors import AdvdbGroup
+
+from . import attack, catalogue, db, report, retrain, runs, sql, study
+from .context import State
+from .errors import AdvdbGroup
 
 app = typer.Typer(
-    name="advdb", cls=AdvdbGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-    help="Run targeted gradient-based adversarial attacks, record every image's trajectory in SQL, query it with DuckDB.",
+    name="advdb",
+    cls=AdvdbGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    help=(
+        "Run targeted gradient-based adversarial attacks, record every image's trajectory in SQL, query it with DuckDB."
+    ),
 )
 
 
@@ -30,9 +35,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    db: Optional[str] = typer.Option(None, "--db", envvar="ADVDB_DATABASE_URL", show_envvar=True,
-                                     help="Store URL: sqlite:///FILE (default ./advdb.db) or postgresql://USER@HOST/DB."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        envvar="ADVDB_DATABASE_URL",
+        show_envvar=True,
+        help="Store URL: sqlite:///FILE (default ./advdb.db) or postgresql://USER@HOST/DB.",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     State.db = db
 

@@ -3,55 +3,98 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from advdb.cli import context, render
-from advdb.cli.errors import command
-from advdb.cli.options import AttackName, ImageFormat, Loss, Mode, Targets, parse_number, parse_shape
 from advdb.errors import ConfigError
 from advdb.vocabulary import DEFAULT_SOURCE, UNIFIED_ONLY
+
+from . import context, render
+from .errors import command
+from .options import AttackName, ImageFormat, Loss, Mode, Targets, parse_number, parse_shape
 
 app = typer.Typer()
 
 
 @command(app, "attack")
 def attack(
-    attack_name: AttackName = typer.Option("unified", "--attack", help="unified (one loss source), or a full attack: ifgs, cw, lbfgs."),
-    loss: Optional[Loss] = typer.Option(None, "--loss", help=f"Perturbation source of the unified iteration [default: {DEFAULT_SOURCE}]."),
-    mode: Optional[Mode] = typer.Option(None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."),
+    attack_name: AttackName = typer.Option(
+        "unified", "--attack", help="unified (one loss source), or a full attack: ifgs, cw, lbfgs."
+    ),
+    loss: Loss | None = typer.Option(
+        None, "--loss", help=f"Perturbation source of the unified iteration [default: {DEFAULT_SOURCE}]."
+    ),
+    mode: Mode | None = typer.Option(
+        None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."
+    ),
     n: int = typer.Option(500, "--n", "-n", help="Number of correctly classified images to attack."),
-    iterations: Optional[int] = typer.Option(None, "--iterations", "-T", help="Iterations T [default: 500; ifgs 100]; per search step for cw, lbfgs [default: 100, 50]."),
-    alpha: Optional[str] = typer.Option(None, "--alpha", help="Multiplier α (equal multiplier, IFGS) [default: 1/255]."),
-    tau: Optional[str] = typer.Option(None, "--tau", help="Step size τ = ‖αP‖_p (equal perturbation) [default: one 1/255 IFGS step]."),
-    norm: Optional[str] = typer.Option(None, "--norm", help="p of the equal-perturbation step: 1, 2 or inf [default: 2]."),
-    epsilon: Optional[str] = typer.Option(None, "--epsilon", help="L∞ ball radius around the image (off by default)."),
-    kappa: Optional[float] = typer.Option(None, "--kappa", help="Confidence margin κ of m-logit / CW [default: 0]."),
-    c_init: Optional[str] = typer.Option(None, "--c-init", help="Initial constant c (cw, lbfgs)."),
-    search_steps: Optional[int] = typer.Option(None, "--search-steps", help="Search steps over c (cw, lbfgs)."),
-    lr: Optional[str] = typer.Option(None, "--lr", help="Adam learning rate (cw) [default: 0.1]."),
-    abort_early: Optional[bool] = typer.Option(None, "--abort-early/--no-abort-early", help="Stop a CW search step when the loss stalls [default: on]."),
-    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--full", help="Stop a batch once every image reaches its target (unified, ifgs) [default: --full]."),
-    check_every: Optional[int] = typer.Option(None, "--check-every", help="Early-stop check interval (iterations) [default: 10]."),
+    iterations: int | None = typer.Option(
+        None,
+        "--iterations",
+        "-T",
+        help="Iterations T [default: 500; ifgs 100]; per search step for cw, lbfgs [default: 100, 50].",
+    ),
+    alpha: str | None = typer.Option(None, "--alpha", help="Multiplier α (equal multiplier, IFGS) [default: 1/255]."),
+    tau: str | None = typer.Option(
+        None, "--tau", help="Step size τ = ‖αP‖_p (equal perturbation) [default: one 1/255 IFGS step]."
+    ),
+    norm: str | None = typer.Option(None, "--norm", help="p of the equal-perturbation step: 1, 2 or inf [default: 2]."),
+    epsilon: str | None = typer.Option(None, "--epsilon", help="L∞ ball radius around the image (off by default)."),
+    kappa: float | None = typer.Option(None, "--kappa", help="Confidence margin κ of m-logit / CW [default: 0]."),
+    c_init: str | None = typer.Option(None, "--c-init", help="Initial constant c (cw, lbfgs)."),
+    search_steps: int | None = typer.Option(None, "--search-steps", help="Search steps over c (cw, lbfgs)."),
+    lr: str | None = typer.Option(None, "--lr", help="Adam learning rate (cw) [default: 0.1]."),
+    abort_early: bool | None = typer.Option(
+        None, "--abort-early/--no-abort-early", help="Stop a CW search step when the loss stalls [default: on]."
+    ),
+    early_stop: bool | None = typer.Option(
+        None,
+        "--early-stop/--full",
+        help="Stop a batch once every image reaches its target (unified, ifgs) [default: --full].",
+    ),
+    check_every: int | None = typer.Option(
+        None, "--check-every", help="Early-stop check interval (iterations) [default: 10]."
+    ),
     model: str = typer.Option("digits-cnn", "--model", help="digits-cnn or a torchvision architecture (resnet50, …)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="digits, imagefolder, synthetic [default: the model's]."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ROOT/<class>/<image> folder for imagefolder."),
+    weights: str | None = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="digits, imagefolder, synthetic [default: the model's]."
+    ),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="ROOT/<class>/<image> folder for imagefolder."),
     image_size: int = typer.Option(224, "--image-size", help="Crop size for imagefolder images."),
-    image_shape: Optional[str] = typer.Option(None, "--image-shape", help="C,H,W of synthetic images."),
+    image_shape: str | None = typer.Option(None, "--image-shape", help="C,H,W of synthetic images."),
     batch_size: int = typer.Option(128, "--batch-size", "-b", help="Images per batch (one commit each)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     seed: int = typer.Option(0, "--seed", help="Seed of image selection and targets."),
     targets: Targets = typer.Option("random", "--targets", help="Target selection."),
-    image_format: ImageFormat = typer.Option("png", "--image-format", help="Adversarial image files: png (8-bit) or npy (float32)."),
+    image_format: ImageFormat = typer.Option(
+        "png", "--image-format", help="Adversarial image files: png (8-bit) or npy (float32)."
+    ),
     save_images: bool = typer.Option(True, "--save-images/--no-save-images", help="Store adversarial image files."),
-    name: Optional[str] = typer.Option(None, "--name", help="A label for the run."),
-    resume: Optional[int] = typer.Option(None, "--resume", help="Finish interrupted run RUN (its stored options are used)."),
-    join: Optional[int] = typer.Option(None, "--join", help="Work on stored run RUN beside its other workers (any machine, any time)."),
-    join_key: Optional[str] = typer.Option(None, "--join-key", help="Share one run among every process given this key: the first creates it, the others join [default under torchrun: its launch id]."),
-    plan_only: bool = typer.Option(False, "--plan-only", help="Store the run and its plan, attack nothing; workers then --join it."),
-    lease: float = typer.Option(60.0, "--lease", help="Seconds a claimed batch stays this worker's without a heartbeat (another worker takes it after)."),
+    name: str | None = typer.Option(None, "--name", help="A label for the run."),
+    resume: int | None = typer.Option(
+        None, "--resume", help="Finish interrupted run RUN (its stored options are used)."
+    ),
+    join: int | None = typer.Option(
+        None, "--join", help="Work on stored run RUN beside its other workers (any machine, any time)."
+    ),
+    join_key: str | None = typer.Option(
+        None,
+        "--join-key",
+        help=(
+            "Share one run among every process given this key: the first creates it, the others join [default "
+            "under torchrun: its launch id]."
+        ),
+    ),
+    plan_only: bool = typer.Option(
+        False, "--plan-only", help="Store the run and its plan, attack nothing; workers then --join it."
+    ),
+    lease: float = typer.Option(
+        60.0,
+        "--lease",
+        help="Seconds a claimed batch stays this worker's without a heartbeat (another worker takes it after).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Run a targeted attack and record every image's trajectory."""
@@ -63,19 +106,50 @@ def attack(
         raise ConfigError("--resume, --join and --plan-only exclude each other: give one")
     spec = None
     if resume is None and join is None:
-        given = {"loss": loss.value if loss else None, "mode": mode.value if mode else None, "iterations": iterations,
-                 "alpha": parse_number(alpha, "--alpha"), "tau": parse_number(tau, "--tau"), "norm": norm,
-                 "epsilon": parse_number(epsilon, "--epsilon"), "kappa": kappa, "c_init": parse_number(c_init, "--c-init"),
-                 "search_steps": search_steps, "lr": parse_number(lr, "--lr"), "abort_early": abort_early,
-                 "early_stop": early_stop, "check_every": check_every}
+        given = {
+            "loss": loss.value if loss else None,
+            "mode": mode.value if mode else None,
+            "iterations": iterations,
+            "alpha": parse_number(alpha, "--alpha"),
+            "tau": parse_number(tau, "--tau"),
+            "norm": norm,
+            "epsilon": parse_number(epsilon, "--epsilon"),
+            "kappa": kappa,
+            "c_init": parse_number(c_init, "--c-init"),
+            "search_steps": search_steps,
+            "lr": parse_number(lr, "--lr"),
+            "abort_early": abort_early,
+            "early_stop": early_stop,
+            "check_every": check_every,
+        }
         spec = AttackSpec(
-            attack=attack_name.value, params=attack_params(attack_name.value, given), model=model, weights=weights,
-            dataset=dataset, data_dir=data_dir, image_size=image_size, image_shape=parse_shape(image_shape), n=n,
-            batch_size=batch_size, device=device, seed=seed, targets=targets.value, image_format=image_format.value,
-            save_images=save_images, name=name,
+            attack=attack_name.value,
+            params=attack_params(attack_name.value, given),
+            model=model,
+            weights=weights,
+            dataset=dataset,
+            data_dir=data_dir,
+            image_size=image_size,
+            image_shape=parse_shape(image_shape),
+            n=n,
+            batch_size=batch_size,
+            device=device,
+            seed=seed,
+            targets=targets.value,
+            image_format=image_format.value,
+            save_images=save_images,
+            name=name,
         )
-    _run(spec, resume=resume, join=join, join_key=join_key, plan_only=plan_only, lease=lease, device=device,
-         as_json=as_json)
+    _run(
+        spec,
+        resume=resume,
+        join=join,
+        join_key=join_key,
+        plan_only=plan_only,
+        lease=lease,
+        device=device,
+        as_json=as_json,
+    )
 
 
 def attack_params(attack: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -94,12 +168,22 @@ def attack_params(attack: str, given: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def _run(spec: Any, *, resume: int | None, join: int | None, join_key: str | None, plan_only: bool, lease: float,
-         device: str, as_json: bool) -> None:
+def _run(
+    spec: Any,
+    *,
+    resume: int | None,
+    join: int | None,
+    join_key: str | None,
+    plan_only: bool,
+    lease: float,
+    device: str,
+    as_json: bool,
+) -> None:
     """Start, resume or join the run as this process's launcher (a plain process or a torchrun rank) says."""
-    from advdb.cli.progress import RichProgress
     from advdb.launch import launch_from_env
     from advdb.runner import WorkerOptions, join_attack, resume_attack, run_attack
+
+    from .progress import RichProgress
 
     launch = launch_from_env()
     options = WorkerOptions(lease_seconds=lease, rank=launch.rank)
@@ -109,14 +193,22 @@ def _run(spec: Any, *, resume: int | None, join: int | None, join_key: str | Non
             if resume is not None and launch.rank is not None:  # every rank resumes: they work on it together
                 run_id = join_attack(store, resume, progress=progress, device=device, options=options)
             elif resume is not None:
-                run_id = resume_attack(store, resume, progress=progress, device=None if device == "auto" else device,
-                                       options=options)
+                run_id = resume_attack(
+                    store, resume, progress=progress, device=None if device == "auto" else device, options=options
+                )
             elif join is not None:
                 run_id = join_attack(store, join, progress=progress, device=device, options=options)
             else:
                 key = join_key or (launch.key if not plan_only else None)
-                run_id = run_attack(store, spec, progress=progress, join_key=key, plan_only=plan_only, options=options,
-                                    creates_run=join_key is not None or launch.creates_run)
+                run_id = run_attack(
+                    store,
+                    spec,
+                    progress=progress,
+                    join_key=key,
+                    plan_only=plan_only,
+                    options=options,
+                    creates_run=join_key is not None or launch.creates_run,
+                )
         finally:
             progress.close()
         if launch.creates_run:  # under torchrun, rank 0 speaks for the run
@@ -128,19 +220,30 @@ def _print_summary(store: Any, run_id: int, as_json: bool) -> None:
 
     run, counts = get_run(store, run_id), run_counts(store, run_id)
     info = {
-        "run_id": run.run_id, "status": run.status, "attack": run.attack, "loss": run.loss, "mode": run.mode,
-        "images": counts.samples, "succeeded": counts.succeeded, "trajectory_rows": counts.trajectory_rows,
-        "artifacts": counts.artifacts, "wall_seconds": run.wall_seconds, "device": run.device,
+        "run_id": run.run_id,
+        "status": run.status,
+        "attack": run.attack,
+        "loss": run.loss,
+        "mode": run.mode,
+        "images": counts.samples,
+        "succeeded": counts.succeeded,
+        "trajectory_rows": counts.trajectory_rows,
+        "artifacts": counts.artifacts,
+        "wall_seconds": run.wall_seconds,
+        "device": run.device,
     }
     if as_json:
         render.print_json(info)
         return
     if run.status == "planned":
-        render.console.print(f"run {run.run_id} planned: {run.n_images} images in batches of {run.batch_size}; "
-                             f"start workers with `advdb attack --join {run.run_id}`")
+        render.console.print(
+            f"run {run.run_id} planned: {run.n_images} images in batches of {run.batch_size}; "
+            f"start workers with `advdb attack --join {run.run_id}`"
+        )
         return
     rate = counts.succeeded / counts.samples if counts.samples else 0.0
     render.console.print(
         f"run {run.run_id} {run.status}: {counts.samples} images, {rate:.1%} reached their target, "
-        f"{counts.trajectory_rows:,} trajectory rows, {counts.artifacts} image files, {run.wall_seconds or 0:.1f} s on {run.device}"
+        f"{counts.trajectory_rows:,} trajectory rows, {counts.artifacts} image files, {run.wall_seconds or 0:.1f} s "
+        f"on {run.device}"
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from advdb.cli import render
-from advdb.cli.errors import command
-from advdb.cli.options import Catalogue
+from . import render
+from .errors import command
+from .options import Catalogue
 
 app = typer.Typer()
 

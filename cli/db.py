@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from advdb.cli import context, render
-from advdb.cli.context import State
-from advdb.cli.errors import command
+from . import context, render
+from .context import State
+from .errors import command
 
 app = typer.Typer(name="db", help="Create and upgrade the store's schema.", no_args_is_help=True, add_completion=False)
 
@@ -38,8 +37,12 @@ def db_current(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
     with open_store(State.db, check_schema=False) as store:
         cur, head = current_revision(store), head_revision()
         where = store.location.masked
-    state = {"up to date": "up to date", "empty": "empty: run `advdb db upgrade`", "behind": "behind: run `advdb db upgrade`",
-             "ahead": "newer than this advdb knows: upgrade advdb"}[revision_state(cur)]
+    state = {
+        "up to date": "up to date",
+        "empty": "empty: run `advdb db upgrade`",
+        "behind": "behind: run `advdb db upgrade`",
+        "ahead": "newer than this advdb knows: upgrade advdb",
+    }[revision_state(cur)]
     if as_json:
         render.print_json({"store": where, "current": cur, "head": head, "up_to_date": cur == head})
     else:
@@ -48,7 +51,9 @@ def db_current(as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 
 @command(app, "artifact-root")
 def db_artifact_root(
-    path: Optional[Path] = typer.Argument(None, help="Record this folder as the new root (move the run-* folders there first)."),
+    path: Path | None = typer.Argument(
+        None, help="Record this folder as the new root (move the run-* folders there first)."
+    ),
 ) -> None:
     """Show or set the store's artifact root: the one folder where every worker writes image files."""
     from advdb.store.artifact_root import artifact_root, recorded_root, set_artifact_root
@@ -59,6 +64,8 @@ def db_artifact_root(
             return
         recorded, used = recorded_root(store), artifact_root(store)
         where = store.location.masked
-    note = "" if recorded is None or recorded == used else f" (recorded {recorded}; ADVDB_ARTIFACTS_DIR overrides it here)"
+    note = (
+        "" if recorded is None or recorded == used else f" (recorded {recorded}; ADVDB_ARTIFACTS_DIR overrides it here)"
+    )
     state = " (not recorded yet: the first attack that saves images records it)" if recorded is None else ""
     render.console.print(f"artifact root of {where}: {used}{note}{state}")

@@ -10,14 +10,16 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import typer
 from typer._click import exceptions as click_exceptions  # typer's own Click
 from typer.core import TyperGroup
 
-from advdb.cli import render
 from advdb.errors import AdvdbError
+
+from . import render
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -62,12 +64,19 @@ def command(group: typer.Typer, name: str) -> Callable[[F], F]:
 class AdvdbGroup(TyperGroup):
     """The root command: Click's usage errors become advdb's one line on stderr, exit code 2."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except click_exceptions.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else "")
             sys.exit(0)
@@ -77,7 +86,7 @@ class AdvdbGroup(TyperGroup):
             message = exc.format_message().strip().replace("\n", " ").replace("Value error, ", "")
             render.error(message[:1].lower() + message[1:] + where)
             sys.exit(exc.exit_code)
-        except click_exceptions.Abort:
+        except typer.Abort:
             render.error("aborted")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)

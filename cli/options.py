@@ -5,25 +5,41 @@ from __future__ import annotations
 
 from enum import Enum
 from fractions import Fraction
+from typing import TYPE_CHECKING, TypeAlias
 
 from advdb import vocabulary
 from advdb.errors import ConfigError
 
 
-def choices(name: str, values: tuple[str, ...]) -> type[Enum]:
-    """A str Enum of ``values`` (what Typer turns into ``[a|b|c]`` choices)."""
-    return Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
+class Choice(str, Enum):
+    """A choice of the command line; its members come from :mod:`advdb.vocabulary`."""
 
 
-AttackName = choices("AttackName", vocabulary.ATTACKS)
-Loss = choices("Loss", vocabulary.SOURCES)
-Mode = choices("Mode", vocabulary.MODES)
-Targets = choices("Targets", vocabulary.TARGET_RULES)
-ImageFormat = choices("ImageFormat", vocabulary.IMAGE_FORMATS)
-Optimizer = choices("Optimizer", vocabulary.OPTIMIZERS)
-PresetName = choices("PresetName", vocabulary.PRESETS)
-Catalogue = choices("Catalogue", vocabulary.CATALOGUES)
-OutFormat = choices("OutFormat", ("table", "csv", "json", "parquet"))
+def choices(name: str, values: tuple[str, ...]) -> type[Choice]:
+    """A :class:`Choice` of ``values`` (what Typer shows as ``[a|b|c]``)."""
+    return Choice(name, {v: v for v in values})  # type: ignore[call-overload]
+
+
+if TYPE_CHECKING:  # built at run time; to a type checker each is a Choice
+    AttackName: TypeAlias = Choice
+    Loss: TypeAlias = Choice
+    Mode: TypeAlias = Choice
+    Targets: TypeAlias = Choice
+    ImageFormat: TypeAlias = Choice
+    Optimizer: TypeAlias = Choice
+    PresetName: TypeAlias = Choice
+    Catalogue: TypeAlias = Choice
+    OutFormat: TypeAlias = Choice
+else:
+    AttackName = choices("AttackName", vocabulary.ATTACKS)
+    Loss = choices("Loss", vocabulary.SOURCES)
+    Mode = choices("Mode", vocabulary.MODES)
+    Targets = choices("Targets", vocabulary.TARGET_RULES)
+    ImageFormat = choices("ImageFormat", vocabulary.IMAGE_FORMATS)
+    Optimizer = choices("Optimizer", vocabulary.OPTIMIZERS)
+    PresetName = choices("PresetName", vocabulary.PRESETS)
+    Catalogue = choices("Catalogue", vocabulary.CATALOGUES)
+    OutFormat = choices("OutFormat", ("table", "csv", "json", "parquet"))
 
 
 def parse_number(value: str | None, option: str) -> float | None:

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from advdb.cli.render import err_console
+from .render import err_console
 
 
 class _RateColumn(ProgressColumn):
@@ -44,9 +44,17 @@ class RichProgress:
 
     def start(self, *, run_id: int, label: str, total_images: int, done_images: int, iterations: int) -> None:
         self._progress = Progress(
-            TextColumn(f"[bold]run {run_id}[/bold] {label}{self.suffix}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("images"), _RateColumn(iterations), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=err_console, transient=False, disable=not err_console.is_terminal,
+            TextColumn(f"[bold]run {run_id}[/bold] {label}{self.suffix}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("images"),
+            _RateColumn(iterations),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=False,
+            disable=not err_console.is_terminal,
         )
         self._progress.start()
         self._task = self._progress.add_task("attack", total=total_images, completed=done_images)

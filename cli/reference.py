@@ -14,17 +14,30 @@ from pathlib import Path
 
 START, END = "<!-- cli-reference:start -->", "<!-- cli-reference:end -->"
 COMMANDS: list[list[str]] = [
-    [], ["attack"], ["report"], ["sql"], ["runs", "list"], ["runs", "show"], ["runs", "delete"], ["retrain"], ["circles"],
-    ["reproduce"], ["db", "upgrade"], ["db", "current"], ["list"],
+    [],
+    ["attack"],
+    ["report"],
+    ["sql"],
+    ["runs", "list"],
+    ["runs", "show"],
+    ["runs", "delete"],
+    ["retrain"],
+    ["circles"],
+    ["reproduce"],
+    ["db", "upgrade"],
+    ["db", "current"],
+    ["list"],
 ]
 
 
 def help_text(path: list[str]) -> str:
     from typer.testing import CliRunner
 
-    from advdb.cli import app
+    from .app import app
 
-    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}, prog_name="advdb")
+    result = CliRunner().invoke(
+        app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}, prog_name="advdb"
+    )
     return "\n".join(line.rstrip() for line in result.stdout.strip().splitlines())
 
 

@@ -6,8 +6,9 @@ import datetime as dt
 import json
 import math
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 from rich.console import Console
@@ -59,8 +60,16 @@ def print_arrow(table: pa.Table, fmt: str, out: Path | None) -> None:
 
 def _as_text(table: pa.Table) -> pa.Table:
     """Every column that is not a plain number, text, bool or time, as text."""
-    plain = (pa.types.is_integer, pa.types.is_floating, pa.types.is_string, pa.types.is_boolean, pa.types.is_timestamp,
-             pa.types.is_date, pa.types.is_decimal, pa.types.is_null)
+    plain = (
+        pa.types.is_integer,
+        pa.types.is_floating,
+        pa.types.is_string,
+        pa.types.is_boolean,
+        pa.types.is_timestamp,
+        pa.types.is_date,
+        pa.types.is_decimal,
+        pa.types.is_null,
+    )
     cols = []
     for name in table.column_names:
         col = table.column(name)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from advdb.cli import render
-from advdb.cli.context import State
-from advdb.cli.errors import command
-from advdb.cli.options import parse_run_ids
-from advdb.cli.sql import print_notices
+from . import render
+from .context import State
+from .errors import command
+from .options import parse_run_ids
+from .sql import print_notices
 
 app = typer.Typer()
 
@@ -19,8 +19,14 @@ app = typer.Typer()
 @command(app, "report")
 def report(
     name: str = typer.Argument(..., help="table1, table2, table3, fig1 … fig6, subspaces, or all."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the files [default: reports/ beside the store]."),
-    runs: Optional[str] = typer.Option(None, "--runs", help="Attack runs to compare (ids, comma-separated) [default: the latest of each source × mode]."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for the files [default: reports/ beside the store]."
+    ),
+    runs: str | None = typer.Option(
+        None,
+        "--runs",
+        help="Attack runs to compare (ids, comma-separated) [default: the latest of each source × mode].",
+    ),
     confidence: float = typer.Option(0.9, "--confidence", help="Threshold h of the subspaces S1/S2/S3."),
     examples: int = typer.Option(4, "--examples", help="Images shown in fig5."),
 ) -> None:
@@ -45,8 +51,10 @@ def report(
                     raise
                 skipped.append(f"skipped {n}: {exc}")
     if written == 0:
-        raise MissingDataError("no report could be made: the store has no finished attack runs yet; "
-                               "start with `advdb attack --loss ce-sign --n 500`")
+        raise MissingDataError(
+            "no report could be made: the store has no finished attack runs yet; "
+            "start with `advdb attack --loss ce-sign --n 500`"
+        )
     for line in skipped:  # only when something was written: an empty store gets the one line above
         render.err_console.print(line if len(line) <= 200 else line[:199] + "…")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from advdb.cli import context, render
-from advdb.cli.errors import command
-from advdb.cli.options import Optimizer, parse_number, parse_run_ids
 from advdb.errors import ConfigError
+
+from . import context, render
+from .errors import command
+from .options import Optimizer, parse_number, parse_run_ids
 
 app = typer.Typer()
 
@@ -18,29 +17,44 @@ class _EpochPrinter:
     """Implements :class:`advdb.progress.EpochProgress` on stderr."""
 
     def epoch(self, *, run_id: int, epoch: int, epochs: int, train_loss: float, test_accuracy: float) -> None:
-        render.err_console.print(f"run {run_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, "
-                                 f"test accuracy {test_accuracy:.1%}")
+        render.err_console.print(
+            f"run {run_id} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f}, test accuracy {test_accuracy:.1%}"
+        )
 
 
 @command(app, "retrain")
 def retrain(
-    arch: str = typer.Option("small-cnn", "--arch", help="small-cnn, or a torchvision classifier: alexnet, resnet18, vgg16, resnet34, resnet152, …"),
-    sources: Optional[str] = typer.Option(None, "--sources", help="Attack run ids whose adversarial images to detect, comma-separated (one: Table II; several: Table III)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="ImageNet weights for a torchvision --arch [default: torchvision's cache if present]."),
+    arch: str = typer.Option(
+        "small-cnn",
+        "--arch",
+        help="small-cnn, or a torchvision classifier: alexnet, resnet18, vgg16, resnet34, resnet152, …",
+    ),
+    sources: str | None = typer.Option(
+        None,
+        "--sources",
+        help="Attack run ids whose adversarial images to detect, comma-separated (one: Table II; several: Table III).",
+    ),
+    weights: str | None = typer.Option(
+        None, "--weights", help="ImageNet weights for a torchvision --arch [default: torchvision's cache if present]."
+    ),
     epochs: int = typer.Option(10, "--epochs"),
     batch_size: int = typer.Option(64, "--batch-size", "-b"),
     optimizer: Optimizer = typer.Option("adam", "--optimizer"),
     lr: str = typer.Option("1e-3", "--lr", help="Learning rate."),
     momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
     weight_decay: float = typer.Option(5e-4, "--weight-decay", help="SGD weight decay."),
-    step_size: Optional[int] = typer.Option(None, "--step-size", help="Epochs between learning-rate decays [default: epochs/3]."),
+    step_size: int | None = typer.Option(
+        None, "--step-size", help="Epochs between learning-rate decays [default: epochs/3]."
+    ),
     gamma: float = typer.Option(0.1, "--gamma", help="Learning-rate decay factor."),
     test_fraction: float = typer.Option(0.2, "--test-fraction", help="Share of images held out for testing."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize images to this side [default: 224 for torchvision]."),
+    image_size: int | None = typer.Option(
+        None, "--image-size", help="Resize images to this side [default: 224 for torchvision]."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the initialisation and the shuffling."),
     device: str = typer.Option("auto", "--device"),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes (use several on a GPU)."),
-    resume: Optional[int] = typer.Option(None, "--resume", help="Continue detector run RUN from its last finished epoch."),
+    resume: int | None = typer.Option(None, "--resume", help="Continue detector run RUN from its last finished epoch."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train a detector (genuine vs adversarial) on the stored adversarial images of attack runs."""
@@ -54,16 +68,41 @@ def retrain(
         if resume is not None:
             run_id = resume_detector(store, resume, progress=_EpochPrinter())
         else:
-            spec = DetectorSpec(arch=arch, sources=ids or [], weights=weights, epochs=epochs, batch_size=batch_size,
-                                optimizer=optimizer.value, lr=parse_number(lr, "--lr") or 0.0, momentum=momentum,
-                                weight_decay=weight_decay, step_size=step_size, gamma=gamma, test_fraction=test_fraction,
-                                image_size=image_size, seed=seed, device=device, workers=workers)
+            spec = DetectorSpec(
+                arch=arch,
+                sources=ids or [],
+                weights=weights,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer.value,
+                lr=parse_number(lr, "--lr") or 0.0,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                step_size=step_size,
+                gamma=gamma,
+                test_fraction=test_fraction,
+                image_size=image_size,
+                seed=seed,
+                device=device,
+                workers=workers,
+            )
             run_id = train_detector(store, spec, progress=_EpochPrinter())
         results = detector_results(store, run_id)
     if as_json:
-        render.print_json({"run_id": run_id, "results": [
-            {"group": r.group_name, "n_images": r.n_images, "accuracy": r.accuracy, "epoch": r.epoch} for r in results]})
+        render.print_json(
+            {
+                "run_id": run_id,
+                "results": [
+                    {"group": r.group_name, "n_images": r.n_images, "accuracy": r.accuracy, "epoch": r.epoch}
+                    for r in results
+                ],
+            }
+        )
         return
-    render.console.print(render.rich_table(["group", "test images", "accuracy", "best epoch"],
-                                           [(r.group_name, r.n_images, f"{r.accuracy:.1%}", r.epoch) for r in results],
-                                           title=f"detector run {run_id}"))
+    render.console.print(
+        render.rich_table(
+            ["group", "test images", "accuracy", "best epoch"],
+            [(r.group_name, r.n_images, f"{r.accuracy:.1%}", r.epoch) for r in results],
+            title=f"detector run {run_id}",
+        )
+    )

@@ -4,36 +4,62 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from advdb.cli import context, render
-from advdb.cli.errors import command
 from advdb.errors import ConfigError
+
+from . import context, render
+from .errors import command
 
 app = typer.Typer(name="runs", help="List, show and delete runs.", no_args_is_help=True, add_completion=False)
 
-LIST_COLUMNS = ["run_id", "kind", "status", "attack", "loss", "mode", "model", "n_images", "iterations", "device",
-                "workers", "created_at", "wall_seconds"]
+LIST_COLUMNS = [
+    "run_id",
+    "kind",
+    "status",
+    "attack",
+    "loss",
+    "mode",
+    "model",
+    "n_images",
+    "iterations",
+    "device",
+    "workers",
+    "created_at",
+    "wall_seconds",
+]
 WORKER_COLUMNS = ["worker_id", "host", "pid", "device", "rank", "status", "live", "batches_done", "heartbeat_at"]
 
 
 def _run_row(run: Any, classifiers: dict[int, str], workers: dict[int, tuple[int, int]]) -> dict[str, Any]:
     total, live = workers.get(run.run_id, (0, 0))
     return {
-        "run_id": run.run_id, "kind": run.kind, "status": run.status, "attack": run.attack, "loss": run.loss,
-        "mode": run.mode, "model": classifiers.get(run.classifier_id or -1), "n_images": run.n_images,
-        "iterations": run.iterations, "seed": run.seed, "device": run.device, "created_at": run.created_at,
-        "wall_seconds": run.wall_seconds, "name": run.name, "workers": total, "live_workers": live,
+        "run_id": run.run_id,
+        "kind": run.kind,
+        "status": run.status,
+        "attack": run.attack,
+        "loss": run.loss,
+        "mode": run.mode,
+        "model": classifiers.get(run.classifier_id or -1),
+        "n_images": run.n_images,
+        "iterations": run.iterations,
+        "seed": run.seed,
+        "device": run.device,
+        "created_at": run.created_at,
+        "wall_seconds": run.wall_seconds,
+        "name": run.name,
+        "workers": total,
+        "live_workers": live,
     }
 
 
 @command(app, "list")
 def runs_list(
-    kind: Optional[str] = typer.Option(None, "--kind", help="attack, detector or circles."),
-    status: Optional[str] = typer.Option(None, "--status", help="planned, running, finished, failed or interrupted."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Show at most this many (newest first)."),
+    kind: str | None = typer.Option(None, "--kind", help="attack, detector or circles."),
+    status: str | None = typer.Option(None, "--status", help="planned, running, finished, failed or interrupted."),
+    limit: int | None = typer.Option(None, "--limit", help="Show at most this many (newest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List runs, newest first."""
@@ -56,7 +82,9 @@ def runs_list(
 
 
 @command(app, "show")
-def runs_show(run_id: int = typer.Argument(..., help="Run id."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def runs_show(
+    run_id: int = typer.Argument(..., help="Run id."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
     """Show one run: status, counts, full configuration and versions."""
     from advdb.store.runs import get_run, run_counts
     from advdb.store.workers import list_workers
@@ -74,8 +102,9 @@ def runs_show(run_id: int = typer.Argument(..., help="Run id."), as_json: bool =
     render.console.print(render.rich_table(["field", "value"], scalar, title=f"run {run_id}"))
     render.console.print(render.rich_table(["count", "value"], counts.items()))
     if workers:
-        render.console.print(render.rich_table(WORKER_COLUMNS, ([w[c] for c in WORKER_COLUMNS] for w in workers),
-                                               title="workers"))
+        render.console.print(
+            render.rich_table(WORKER_COLUMNS, ([w[c] for c in WORKER_COLUMNS] for w in workers), title="workers")
+        )
     render.console.print("config:")
     render.console.print_json(data=info["config"], default=str)
     render.console.print("versions:")
@@ -98,7 +127,9 @@ def runs_delete(
                 raise ConfigError(f"deleting run {run_id} needs confirmation: pass --yes")
             typer.confirm(
                 f"Delete run {run_id} ({run.kind}, {run.status}) with {counts.trajectory_rows:,} trajectory rows "
-                f"and {counts.artifacts} image files?", abort=True, err=True,
+                f"and {counts.artifacts} image files?",
+                abort=True,
+                err=True,
             )
         n = delete_run(store, run_id)
     render.console.print(f"deleted run {run_id} ({n:,} rows)")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from advdb.cli import context, render
-from advdb.cli.errors import command
-from advdb.cli.options import OutFormat
 from advdb.errors import ConfigError
+
+from . import context, render
+from .errors import command
+from .options import OutFormat
 
 app = typer.Typer()
 
@@ -23,10 +24,14 @@ def print_notices(session: Any) -> None:
 
 @command(app, "sql")
 def sql(
-    query: str = typer.Argument(..., help="A read-only SQL query (DuckDB dialect); tables: runs, samples, trajectory, …"),
+    query: str = typer.Argument(
+        ..., help="A read-only SQL query (DuckDB dialect); tables: runs, samples, trajectory, …"
+    ),
     fmt: OutFormat = typer.Option("table", "--format", "-f", help="Output format."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file (required for parquet)."),
-    allow_files: bool = typer.Option(False, "--allow-files", help="Let the query read files (read_csv, read_parquet, glob …) to join your own data."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file (required for parquet)."),
+    allow_files: bool = typer.Option(
+        False, "--allow-files", help="Let the query read files (read_csv, read_parquet, glob …) to join your own data."
+    ),
 ) -> None:
     """Run read-only SQL over the store with DuckDB (no file access unless --allow-files)."""
     from advdb.analytics.query import QuerySession

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
-from advdb.cli import context, render
-from advdb.cli.errors import command
-from advdb.cli.options import Mode, PresetName
-from advdb.cli.sql import print_notices
+from . import context, render
+from .errors import command
+from .options import Mode, PresetName
+from .sql import print_notices
 
 app = typer.Typer()
 
@@ -21,9 +21,15 @@ class _Steps:
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn("[bold]reproduce[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("steps"), TimeElapsedColumn(), console=render.err_console,
-                            disable=not render.err_console.is_terminal)
+        self.bar = Progress(
+            TextColumn("[bold]reproduce[/bold] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            console=render.err_console,
+            disable=not render.err_console.is_terminal,
+        )
         self.task: Any = None
 
     def step(self, *, index: int, total: int, label: str, state: str) -> None:
@@ -36,11 +42,17 @@ class _Steps:
 
 @command(app, "reproduce")
 def reproduce(
-    preset: PresetName = typer.Option("digits", "--preset", help="digits (embedded default, CPU, minutes) or imagenet (ResNet-50, GPU)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for the reports [default: reports/ beside the store]."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="ImageNet validation folder (imagenet preset)."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="ResNet-50 weights file (imagenet preset)."),
-    with_torchvision_detectors: bool = typer.Option(False, "--with-torchvision-detectors", help="Also train ResNet-18 detectors (digits preset)."),
+    preset: PresetName = typer.Option(
+        "digits", "--preset", help="digits (embedded default, CPU, minutes) or imagenet (ResNet-50, GPU)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Folder for the reports [default: reports/ beside the store]."
+    ),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="ImageNet validation folder (imagenet preset)."),
+    weights: str | None = typer.Option(None, "--weights", help="ResNet-50 weights file (imagenet preset)."),
+    with_torchvision_detectors: bool = typer.Option(
+        False, "--with-torchvision-detectors", help="Also train ResNet-18 detectors (digits preset)."
+    ),
     device: str = typer.Option("auto", "--device"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -49,16 +61,30 @@ def reproduce(
 
     steps = _Steps()
     with steps.bar, context.store() as store:
-        result = run_study(store, preset.value, progress=steps, device=device, data_dir=data_dir, weights=weights,
-                           with_torchvision_detectors=with_torchvision_detectors, seed=seed)
+        result = run_study(
+            store,
+            preset.value,
+            progress=steps,
+            device=device,
+            data_dir=data_dir,
+            weights=weights,
+            with_torchvision_detectors=with_torchvision_detectors,
+            seed=seed,
+        )
         location = store.location
     written, findings, out_dir = _reports_and_findings(location, out)
-    render.console.print(f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s; "
-                         f"{len(written)} report files in {out_dir}")
+    render.console.print(
+        f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s; "
+        f"{len(written)} report files in {out_dir}"
+    )
     verdict = {True: "agrees", False: "differs", None: "no data"}
-    render.console.print(render.rich_table(["#", "finding (paper)", "measured in this store", "verdict"],
-                                           [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
-                                           title="The paper's findings"))
+    render.console.print(
+        render.rich_table(
+            ["#", "finding (paper)", "measured in this store", "verdict"],
+            [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
+            title="The paper's findings",
+        )
+    )
 
 
 def _reports_and_findings(location: Any, out: Path | None) -> tuple[list[Path], list[Any], Path]:
@@ -94,5 +120,7 @@ def circles(
     from advdb.circles import CirclesSpec, run_circles
 
     with context.store() as store:
-        run_id = run_circles(store, CirclesSpec(n=n, iterations=iterations, mode=mode.value, grid=grid, seed=seed, device=device))
+        run_id = run_circles(
+            store, CirclesSpec(n=n, iterations=iterations, mode=mode.value, grid=grid, seed=seed, device=device)
+        )
     render.console.print(f"circles run {run_id} finished: `advdb report fig6` draws it")

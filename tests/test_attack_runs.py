@@ -47,19 +47,30 @@ def test_attack_run_is_stored_completely(store_url: str) -> None:
     assert (counts.batches, counts.samples, counts.trajectory_rows, counts.artifacts) == (3, 24, 24 * (T + 1), 24)
     assert q(store_url, "SELECT count(*) AS n FROM trajectory") == [{"n": 24 * (T + 1)}]
     # every image has exactly T+1 rows, 0…T
-    rows = q(store_url, f"SELECT image_id, count(*) AS n, min(iteration) AS lo, max(iteration) AS hi FROM trajectory WHERE run_id = {run_id} GROUP BY 1")
+    rows = q(
+        store_url,
+        "SELECT image_id, count(*) AS n, min(iteration) AS lo, max(iteration) AS hi FROM trajectory WHERE run_id = "
+        f"{run_id} GROUP BY 1",
+    )
     assert len(rows) == 24 and all((r["n"], r["lo"], r["hi"]) == (T + 1, 0, T) for r in rows)
     # the per-image summary agrees with the stored trajectory
-    check = q(store_url, f"""
+    check = q(
+        store_url,
+        f"""
         SELECT s.image_id, s.first_success_iter AS fsi, min(t.iteration) FILTER (WHERE t.pred = s.target) AS first,
                s.success_l2, max(t.l2) FILTER (WHERE t.iteration = s.first_success_iter) AS l2_at
-        FROM samples s JOIN trajectory t USING (run_id, image_id) WHERE s.run_id = {run_id} GROUP BY ALL""")
+        FROM samples s JOIN trajectory t USING (run_id, image_id) WHERE s.run_id = {run_id} GROUP BY ALL""",
+    )
     assert all(r["fsi"] == r["first"] for r in check)
     assert all(r["fsi"] is None or abs(r["success_l2"] - r["l2_at"]) < 1e-6 for r in check)
     assert sum(r["fsi"] is not None for r in check) >= 20
     # labels are the true labels, targets differ from them, images were classified correctly
-    plan = q(store_url, f"SELECT r.label, r.target, i.label AS truth, r0.pred FROM run_images r JOIN images i USING (image_id) "
-                        f"JOIN trajectory r0 ON r0.run_id = r.run_id AND r0.image_id = r.image_id AND r0.iteration = 0 WHERE r.run_id = {run_id}")
+    plan = q(
+        store_url,
+        f"SELECT r.label, r.target, i.label AS truth, r0.pred FROM run_images r JOIN images i USING (image_id) "
+        "JOIN trajectory r0 ON r0.run_id = r.run_id AND r0.image_id = r.image_id AND r0.iteration = 0 WHERE "
+        f"r.run_id = {run_id}",
+    )
     assert all(p["label"] == p["truth"] == p["pred"] != p["target"] for p in plan)
     files = q(store_url, f"SELECT path, still_adversarial, saved_pred FROM artifacts WHERE run_id = {run_id}")
     assert all((artifacts_dir / f["path"]).exists() for f in files)
@@ -106,22 +117,41 @@ def test_interrupt_then_resume_gives_exactly_the_rows(store_url: str) -> None:
         counts = run_counts(store, run_id)
         assert get_run(store, run_id).status == "finished"
     assert (counts.batches, counts.samples, counts.trajectory_rows, counts.artifacts) == (4, 32, 32 * (T + 1), 32)
-    dup = q(store_url, f"SELECT count(*) AS n FROM (SELECT image_id, iteration FROM trajectory WHERE run_id = {run_id} GROUP BY ALL HAVING count(*) > 1)")
+    dup = q(
+        store_url,
+        f"SELECT count(*) AS n FROM (SELECT image_id, iteration FROM trajectory WHERE run_id = {run_id} GROUP BY ALL "
+        "HAVING count(*) > 1)",
+    )
     assert dup == [{"n": 0}]
     # the resumed run equals an uninterrupted one with the same seed
     with open_store(store_url) as store:
         fresh = run_attack(store, spec(n=32))
     cols = "image_id, iteration, pred, z_target, l2"
-    assert q(store_url, f"SELECT {cols} FROM trajectory WHERE run_id = {run_id} ORDER BY 1, 2") == \
-        q(store_url, f"SELECT {cols} FROM trajectory WHERE run_id = {fresh} ORDER BY 1, 2")
+    assert q(store_url, f"SELECT {cols} FROM trajectory WHERE run_id = {run_id} ORDER BY 1, 2") == q(
+        store_url, f"SELECT {cols} FROM trajectory WHERE run_id = {fresh} ORDER BY 1, 2"
+    )
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGKILL, "running"), (signal.SIGTERM, "interrupted")])
 def test_killed_process_is_resumable(tmp_path: Path, sig: int, status: str) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     env = dict(os.environ, ADVDB_DATABASE_URL=url)
-    cmd = [sys.executable, "-c", "from advdb.cli import main; main()", "attack", "--loss", "ce-sign", "--n", "400",
-           "--iterations", "60", "--batch-size", "20", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from advdb.cli import main; main()",
+        "attack",
+        "--loss",
+        "ce-sign",
+        "--n",
+        "400",
+        "--iterations",
+        "60",
+        "--batch-size",
+        "20",
+        "--device",
+        "cpu",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     batches = 0
@@ -141,7 +171,13 @@ def test_killed_process_is_resumable(tmp_path: Path, sig: int, status: str) -> N
     assert run["status"] == status
     if sig == signal.SIGTERM:
         assert rc == 130 and "--resume" in proc.stderr.read().decode()
-    res = subprocess.run([*cmd[:3], "attack", "--resume", str(run["run_id"]), "--json"], env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [*cmd[:3], "attack", "--resume", str(run["run_id"]), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     info = json.loads(res.stdout)
     assert info["status"] == "finished" and info["images"] == 400 and info["trajectory_rows"] == 400 * 61
@@ -166,23 +202,47 @@ def test_finished_run_cannot_be_resumed(sqlite_url: str, cli) -> None:  # noqa: 
         (["--norm", "3"], ConfigError.exit_code, "norm"),
         (["--model", "resnet9000"], ConfigError.exit_code, "resnet9000"),
         (["--dataset", "mnist"], ConfigError.exit_code, "mnist"),
-        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], ConfigError.exit_code, "device"),
+        (
+            ["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"],
+            ConfigError.exit_code,
+            "device",
+        ),
         (["--batch-size", "0"], ConfigError.exit_code, "batch-size"),
         (["--model", "resnet18", "--weights", "/nonexistent/w.pth"], DataError.exit_code, "does not exist"),
-        (["--model", "resnet18", "--weights", "random", "--dataset", "imagefolder"], ConfigError.exit_code, "--data-dir"),
-        (["--model", "resnet18", "--weights", "random", "--dataset", "imagefolder", "--data-dir", "/nonexistent"], DataError.exit_code, "does not exist"),
+        (
+            ["--model", "resnet18", "--weights", "random", "--dataset", "imagefolder"],
+            ConfigError.exit_code,
+            "--data-dir",
+        ),
+        (
+            ["--model", "resnet18", "--weights", "random", "--dataset", "imagefolder", "--data-dir", "/nonexistent"],
+            DataError.exit_code,
+            "does not exist",
+        ),
         (["--attack", "ifgs", "--mode", "equal-perturbation"], ConfigError.exit_code, "--mode"),
         (["--resume", "12345"], 4, "no run 12345"),
     ],
 )
-def test_bad_options_are_one_clear_line_and_leave_the_store_untouched(sqlite_url: str, cli, args: list, code: int, message: str) -> None:  # noqa: ANN001
+def test_bad_options_are_one_clear_line_and_leave_the_store_untouched(
+    sqlite_url: str, cli, args: list, code: int, message: str
+) -> None:  # noqa: ANN001
     with open_store(sqlite_url) as store:
         run_attack(store, spec(n=8))
-    before = q(sqlite_url, "SELECT (SELECT count(*) FROM runs) r, (SELECT count(*) FROM trajectory) t, (SELECT count(*) FROM datasets) d")
-    got, out, err = cli("--db", sqlite_url, "attack", "--iterations", "3", *args) if "--iterations" not in args else cli("--db", sqlite_url, "attack", *args)
+    before = q(
+        sqlite_url,
+        "SELECT (SELECT count(*) FROM runs) r, (SELECT count(*) FROM trajectory) t, (SELECT count(*) FROM datasets) d",
+    )
+    got, out, err = (
+        cli("--db", sqlite_url, "attack", "--iterations", "3", *args)
+        if "--iterations" not in args
+        else cli("--db", sqlite_url, "attack", *args)
+    )
     assert got == code, err
     assert message in err and "Traceback" not in err
-    after = q(sqlite_url, "SELECT (SELECT count(*) FROM runs) r, (SELECT count(*) FROM trajectory) t, (SELECT count(*) FROM datasets) d")
+    after = q(
+        sqlite_url,
+        "SELECT (SELECT count(*) FROM runs) r, (SELECT count(*) FROM trajectory) t, (SELECT count(*) FROM datasets) d",
+    )
     assert before == after
 
 
@@ -206,9 +266,19 @@ def test_torchvision_model_on_synthetic_images(sqlite_url: str, tmp_path: Path) 
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(num_classes=1000).state_dict(), weights)
     with open_store(sqlite_url) as store:
-        run_id = run_attack(store, AttackSpec(
-            params={"loss": "logit", "mode": "equal-perturbation", "iterations": 2}, model="resnet18", weights=str(weights),
-            dataset="synthetic", image_shape=(3, 32, 32), n=4, batch_size=2, image_format="npy"))
+        run_id = run_attack(
+            store,
+            AttackSpec(
+                params={"loss": "logit", "mode": "equal-perturbation", "iterations": 2},
+                model="resnet18",
+                weights=str(weights),
+                dataset="synthetic",
+                image_shape=(3, 32, 32),
+                n=4,
+                batch_size=2,
+                image_format="npy",
+            ),
+        )
         run = get_run(store, run_id)
         counts = run_counts(store, run_id)
     assert run.synthetic and counts.trajectory_rows == 4 * 3 and counts.artifacts == 4

@@ -7,16 +7,22 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
 
 from advdb.errors import ConfigError, ConflictError, DataError, NotFoundError, QueryError, StoreError
 
-CFG, STORE, MISSING, DATA, QUERY, CONFLICT = (ConfigError.exit_code, StoreError.exit_code, NotFoundError.exit_code,
-                                              DataError.exit_code, QueryError.exit_code, ConflictError.exit_code)
+CFG, STORE, MISSING, DATA, QUERY, CONFLICT = (
+    ConfigError.exit_code,
+    StoreError.exit_code,
+    NotFoundError.exit_code,
+    DataError.exit_code,
+    QueryError.exit_code,
+    ConflictError.exit_code,
+)
 SMALL = ["-n", "8", "-T", "2", "--batch-size", "8"]
 NO_GPU = not torch.cuda.is_available()
 
@@ -61,17 +67,59 @@ CASES: list[tuple[list[str], int, str]] = [
     (["attack", *SMALL, "--image-size", "0"], CFG, "--image-size"),
     (["attack", *SMALL, "--lease", "0"], CFG, "--lease"),
     (["attack", *SMALL, "--lease", "nan"], CFG, "--lease"),
-    (["attack", *SMALL, "--model", "resnet18", "--weights", "random", "--dataset", "synthetic", "--image-shape", "3,0,4"],
-     CFG, "--image-shape"),
+    (
+        [
+            "attack",
+            *SMALL,
+            "--model",
+            "resnet18",
+            "--weights",
+            "random",
+            "--dataset",
+            "synthetic",
+            "--image-shape",
+            "3,0,4",
+        ],
+        CFG,
+        "--image-shape",
+    ),
     # attack: files and runs
     (["attack", *SMALL, "--model", "resnet18", "--weights", "/nonexistent/w.pth"], DATA, "does not exist"),
     (["attack", *SMALL, "--model", "resnet18", "--weights", "{junk}"], DATA, "cannot be loaded"),
     (["attack", *SMALL, "--model", "resnet18", "--weights", "{wrong}"], DATA, "does not fit resnet18"),
     (["attack", *SMALL, "--model", "resnet18", "--weights", "random", "--dataset", "imagefolder"], CFG, "--data-dir"),
-    (["attack", *SMALL, "--model", "resnet18", "--weights", "random", "--dataset", "imagefolder", "--data-dir",
-      "/nonexistent"], DATA, "does not exist"),
-    (["attack", *SMALL, "--model", "resnet18", "--weights", "random", "--dataset", "imagefolder", "--data-dir", "{tmp}"],
-     DATA, "no class sub-folders"),
+    (
+        [
+            "attack",
+            *SMALL,
+            "--model",
+            "resnet18",
+            "--weights",
+            "random",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            "/nonexistent",
+        ],
+        DATA,
+        "does not exist",
+    ),
+    (
+        [
+            "attack",
+            *SMALL,
+            "--model",
+            "resnet18",
+            "--weights",
+            "random",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            "{tmp}",
+        ],
+        DATA,
+        "no class sub-folders",
+    ),
     (["attack", "--resume", "12345"], MISSING, "no run 12345"),
     (["attack", "--resume", "abc"], CFG, "--resume"),
     (["attack", "--resume", "1"], CONFLICT, "already finished"),
@@ -146,8 +194,10 @@ def dump(db: Path, artifacts: Path) -> dict[str, str]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1")]
-        out = {t: hashlib.sha256(repr(sorted(map(repr, con.execute(f'SELECT * FROM "{t}"')))).encode()).hexdigest()
-               for t in tables}
+        out = {
+            t: hashlib.sha256(repr(sorted(map(repr, con.execute(f'SELECT * FROM "{t}"')))).encode()).hexdigest()
+            for t in tables
+        }
     finally:
         con.close()
     for f in sorted(artifacts.rglob("*")):
@@ -171,8 +221,14 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     (tmp / "junk.pth").write_bytes(os.urandom(1000))
     torch.save(digits_cnn().state_dict(), tmp / "wrong.pth")
     (tmp / "empty").mkdir()
-    yield {"url": url, "db": str(tmp / "store.db"), "artifacts": str(artifacts), "junk": str(tmp / "junk.pth"),
-           "wrong": str(tmp / "wrong.pth"), "tmp": str(tmp / "empty")}
+    yield {
+        "url": url,
+        "db": str(tmp / "store.db"),
+        "artifacts": str(artifacts),
+        "junk": str(tmp / "junk.pth"),
+        "wrong": str(tmp / "wrong.pth"),
+        "tmp": str(tmp / "empty"),
+    }
 
 
 def _check(prepared: dict[str, str], cli, args: list[str], code: int, message: str) -> None:  # noqa: ANN001
@@ -187,8 +243,13 @@ def _check(prepared: dict[str, str], cli, args: list[str], code: int, message: s
 
 
 @pytest.mark.parametrize("args, code, message", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
-def test_bad_input_is_one_line_and_changes_nothing(prepared: dict[str, str], cli, args: list[str], code: int,  # noqa: ANN001
-                                                   message: str) -> None:
+def test_bad_input_is_one_line_and_changes_nothing(
+    prepared: dict[str, str],
+    cli,
+    args: list[str],
+    code: int,  # noqa: ANN001
+    message: str,
+) -> None:
     _check(prepared, cli, ["--db", prepared["url"], *args], code, message)
 
 

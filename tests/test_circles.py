@@ -19,12 +19,16 @@ def test_circles_experiment(sqlite_url: str, cli, tmp_path) -> None:  # noqa: AN
     attack_runs = run.config["attack_runs"]
     assert sorted(attack_runs) == ["ce", "ce-sign", "logit", "m-logit"]
     with QuerySession(checked_location(sqlite_url)) as q:
-        grid = q.query("SELECT loss, grad_norm, p_target, pred FROM circle_grid WHERE run_id = $r", {"r": run_id}).to_pydict()
+        grid = q.query(
+            "SELECT loss, grad_norm, p_target, pred FROM circle_grid WHERE run_id = $r", {"r": run_id}
+        ).to_pydict()
         per_image = q.query(
-            "SELECT r.loss, count(*) AS rows, count(DISTINCT t.image_id) AS images, min(s.label) AS lo, max(s.label) AS hi, "
+            "SELECT r.loss, count(*) AS rows, count(DISTINCT t.image_id) AS images, min(s.label) AS lo, "
+            "max(s.label) AS hi, "
             "avg((s.final_pred = s.target)::INT) AS reached FROM trajectory t JOIN runs r USING (run_id) "
             "JOIN samples s USING (run_id, image_id) WHERE list_contains($ids, t.run_id) GROUP BY r.loss",
-            {"ids": list(attack_runs.values())}).to_pylist()
+            {"ids": list(attack_runs.values())},
+        ).to_pylist()
     for r in per_image:  # outer-ring points moved towards the inner class, 41 rows each
         assert (r["images"], r["rows"], r["lo"], r["hi"]) == (30, 30 * 41, OUTER, OUTER)
     assert {r["loss"]: r["reached"] for r in per_image}["logit"] > 0.9

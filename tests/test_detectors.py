@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -11,8 +13,6 @@ from advdb.errors import ConfigError, DataError, InterruptedRun
 from advdb.runner import AttackSpec, run_attack
 from advdb.store import open_store
 from advdb.store.models import Artifact, DetectorEpoch, DetectorResult
-from pathlib import Path
-
 from advdb.store.runs import get_run, list_runs
 
 
@@ -20,8 +20,17 @@ from advdb.store.runs import get_run, list_runs
 def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[int]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('det') / 'store.db'}"
     with open_store(url) as store:
-        ids = [run_attack(store, AttackSpec(params={"loss": loss, "mode": "equal-perturbation", "iterations": 15, "tau": 0.3},
-                                            n=40, batch_size=40)) for loss in ("ce", "ce-sign")]
+        ids = [
+            run_attack(
+                store,
+                AttackSpec(
+                    params={"loss": loss, "mode": "equal-perturbation", "iterations": 15, "tau": 0.3},
+                    n=40,
+                    batch_size=40,
+                ),
+            )
+            for loss in ("ce", "ce-sign")
+        ]
     return url, ids
 
 
@@ -68,15 +77,21 @@ def test_training_logs_epochs_and_results_and_resumes(sources, cli) -> None:  # 
         resume_detector(store, run_id)
         run = get_run(store, run_id)
         with store.session() as s:
-            epochs = list(s.scalars(select(DetectorEpoch).where(DetectorEpoch.run_id == run_id).order_by(DetectorEpoch.epoch)))
-            results = {r.group_name: r for r in s.scalars(select(DetectorResult).where(DetectorResult.run_id == run_id))}
+            epochs = list(
+                s.scalars(select(DetectorEpoch).where(DetectorEpoch.run_id == run_id).order_by(DetectorEpoch.epoch))
+            )
+            results = {
+                r.group_name: r for r in s.scalars(select(DetectorResult).where(DetectorResult.run_id == run_id))
+            }
     assert run.status == "finished" and run.config["setting"] == "all-sources" and run.config["seed"] == 0
     assert [e.epoch for e in epochs] == [0, 1, 2, 3]
     best = max(epochs, key=lambda e: e.test_accuracy)
     assert results["overall"].accuracy == pytest.approx(best.test_accuracy) and results["overall"].epoch == best.epoch
     assert set(results) == {f"source:{ids[0]}", f"source:{ids[1]}", "adversarial", "genuine", "overall"}
     assert results["overall"].n_images == results["adversarial"].n_images + results["genuine"].n_images
-    code, out, err = cli("--db", url, "report", "table3", "--out", str(Path(url.removeprefix("sqlite:///")).parent / "r"))
+    code, out, err = cli(
+        "--db", url, "report", "table3", "--out", str(Path(url.removeprefix("sqlite:///")).parent / "r")
+    )
     assert code == 0, err
 
 
@@ -111,9 +126,15 @@ def test_changed_or_missing_image_file_is_named(sources, cli) -> None:  # noqa: 
     assert n_detectors <= 1  # the failed attempts created no runs (the interrupted one of the other test aside)
 
 
-@pytest.mark.parametrize("kw, match", [({"sources": []}, "--sources"), ({"sources": [1], "optimizer": "rmsprop"}, "optimizer"),
-                                        ({"sources": [1], "arch": "resnet9000"}, "resnet9000"),
-                                        ({"sources": [1], "test_fraction": 1.5}, "test-fraction")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"sources": []}, "--sources"),
+        ({"sources": [1], "optimizer": "rmsprop"}, "optimizer"),
+        ({"sources": [1], "arch": "resnet9000"}, "resnet9000"),
+        ({"sources": [1], "test_fraction": 1.5}, "test-fraction"),
+    ],
+)
 def test_bad_detector_options(kw: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         DetectorSpec(**kw).validate()
@@ -122,6 +143,8 @@ def test_bad_detector_options(kw: dict, match: str) -> None:
 def test_torchvision_detector_trains_on_resized_digits(sources, tmp_path) -> None:  # noqa: ANN001
     url, ids = sources
     with open_store(url) as store:
-        run_id = train_detector(store, DetectorSpec(arch="resnet18", sources=ids[:1], epochs=1, batch_size=40, image_size=32))
+        run_id = train_detector(
+            store, DetectorSpec(arch="resnet18", sources=ids[:1], epochs=1, batch_size=40, image_size=32)
+        )
         run = get_run(store, run_id)
     assert run.status == "finished" and run.config["arch"] == "resnet18"

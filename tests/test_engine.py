@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from advdb.attacks import UnifiedAttack, create_source
-from advdb.attacks.unified import default_tau
 from advdb.attacks.stats import COL
 from advdb.attacks.summary import first_success, summarise
+from advdb.attacks.unified import default_tau
 from advdb.errors import ConfigError
 from advdb.vocabulary import SOURCES as LOSSES
 from conftest import digits_batch
@@ -41,7 +41,9 @@ def test_ce_sign_equal_multiplier_step_is_alpha_times_sign(digits) -> None:  # n
     clf, x, y, t = digits
     x0 = 0.25 + 0.5 * x  # interior: no clipping
     alpha = 2 / 255
-    out = UnifiedAttack(loss="ce-sign", mode="equal-multiplier", iterations=1, alpha=alpha).run(clf.module, x0, y, t, num_classes=10)
+    out = UnifiedAttack(loss="ce-sign", mode="equal-multiplier", iterations=1, alpha=alpha).run(
+        clf.module, x0, y, t, num_classes=10
+    )
     expected = x0 - alpha * torch.sign(_grad(clf.module, x0, t, "ce"))
     assert torch.equal(out.x_adv, expected)
     nnz = (torch.sign(_grad(clf.module, x0, t, "ce")) != 0).flatten(1).sum(1).double()
@@ -52,7 +54,9 @@ def test_ce_sign_equal_multiplier_step_is_alpha_times_sign(digits) -> None:  # n
 def test_equal_multiplier_step_follows_the_source(digits, loss: str) -> None:  # noqa: ANN001
     clf, x, y, t = digits
     x0 = 0.25 + 0.5 * x
-    out = UnifiedAttack(loss=loss, mode="equal-multiplier", iterations=1, alpha=1e-3).run(clf.module, x0, y, t, num_classes=10)
+    out = UnifiedAttack(loss=loss, mode="equal-multiplier", iterations=1, alpha=1e-3).run(
+        clf.module, x0, y, t, num_classes=10
+    )
     P = create_source(loss).direction(_grad(clf.module, x0, t, loss))
     torch.testing.assert_close(out.x_adv, (x0 + 1e-3 * P).clamp(0, 1))
     if loss == "logit":  # P = +∇z_t
@@ -84,7 +88,9 @@ def test_default_tau_is_one_ifgs_step() -> None:
 @pytest.mark.parametrize("mode", ["equal-multiplier", "equal-perturbation"])
 def test_images_stay_in_the_unit_box(digits, mode: str) -> None:  # noqa: ANN001
     clf, x, y, t = digits
-    out = UnifiedAttack(loss="logit", mode=mode, iterations=20, alpha=0.2, tau=3.0).run(clf.module, x, y, t, num_classes=10)
+    out = UnifiedAttack(loss="logit", mode=mode, iterations=20, alpha=0.2, tau=3.0).run(
+        clf.module, x, y, t, num_classes=10
+    )
     assert float(out.x_adv.min()) >= 0.0 and float(out.x_adv.max()) <= 1.0
 
 
@@ -121,10 +127,20 @@ def test_statistics_describe_each_iterate(digits) -> None:  # noqa: ANN001
     with torch.no_grad():
         z = clf.module(out.x_adv)
     p = z.softmax(1)
-    np.testing.assert_allclose(s[-1, :, COL["z_target"]], z.gather(1, t[:, None]).squeeze(1).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(s[-1, :, COL["p_init"]], p.gather(1, y[:, None]).squeeze(1).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(s[-1, :, COL["l2"]], (out.x_adv - x).flatten(1).norm(dim=1).numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(s[0, :, COL["loss"]], torch.nn.functional.cross_entropy(clf.module(x), t, reduction="none").detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        s[-1, :, COL["z_target"]], z.gather(1, t[:, None]).squeeze(1).numpy(), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        s[-1, :, COL["p_init"]], p.gather(1, y[:, None]).squeeze(1).numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        s[-1, :, COL["l2"]], (out.x_adv - x).flatten(1).norm(dim=1).numpy(), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        s[0, :, COL["loss"]],
+        torch.nn.functional.cross_entropy(clf.module(x), t, reduction="none").detach().numpy(),
+        rtol=1e-5,
+    )
     assert (s[0, :, COL["l2"]] == 0).all() and (s[-1, :, COL["step_l2"]] == 0).all()
     # the other class is neither the initial nor the target class
     zo = z.clone()

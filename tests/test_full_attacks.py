@@ -12,9 +12,9 @@ from advdb.analytics import run_sql
 from advdb.attacks import LBFGS, CarliniWagnerL2, create_attack
 from advdb.attacks.search import next_c
 from advdb.errors import ConfigError
-from conftest import digits_batch
 from advdb.runner import AttackSpec, run_attack
 from advdb.store import open_store
+from conftest import digits_batch
 
 
 @pytest.fixture(scope="module")
@@ -82,29 +82,44 @@ def test_lbfgs_search_looks_for_the_largest_successful_distance_weight() -> None
 def test_cw_and_lbfgs_reach_the_target_and_store_the_smallest_l2(sqlite_url: str, attack: str) -> None:
     with open_store(sqlite_url) as store:
         run_id = run_attack(store, AttackSpec(attack=attack, params={}, n=48, batch_size=24))
-    rows = q(sqlite_url, f"""
+    rows = q(
+        sqlite_url,
+        f"""
         SELECT s.image_id, s.final_pred = s.target AS ok, s.final_l2,
                min(t.l2) FILTER (WHERE t.pred = s.target) AS best_l2, count(*) AS n_rows
-        FROM samples s JOIN trajectory t USING (run_id, image_id) WHERE s.run_id = {run_id} GROUP BY ALL""")
+        FROM samples s JOIN trajectory t USING (run_id, image_id) WHERE s.run_id = {run_id} GROUP BY ALL""",
+    )
     assert np.mean([r["ok"] for r in rows]) >= 0.85
     for r in rows:
         if r["ok"]:
             assert r["final_l2"] == pytest.approx(r["best_l2"], rel=1e-5, abs=1e-6)
     run = q(sqlite_url, f"SELECT attack, loss, iterations, config FROM runs WHERE run_id = {run_id}")[0]
     assert run["attack"] == attack and run["loss"] == {"cw": "m-logit", "lbfgs": "ce"}[attack]
-    files = q(sqlite_url, f"SELECT count(*) AS n, sum(still_adversarial::INT) AS adv FROM artifacts WHERE run_id = {run_id}")[0]
+    files = q(
+        sqlite_url, f"SELECT count(*) AS n, sum(still_adversarial::INT) AS adv FROM artifacts WHERE run_id = {run_id}"
+    )[0]
     assert files["n"] == 48
 
 
 def test_ifgs_is_the_ce_sign_engine_with_an_epsilon_ball(sqlite_url: str) -> None:
     common = dict(n=16, batch_size=8, seed=3, image_format="npy")
     with open_store(sqlite_url) as store:
-        a = run_attack(store, AttackSpec(attack="ifgs", params={"alpha": 0.01, "epsilon": 10.0, "iterations": 15}, **common))
-        b = run_attack(store, AttackSpec(params={"loss": "ce-sign", "mode": "equal-multiplier", "alpha": 0.01, "iterations": 15}, **common))
-        c = run_attack(store, AttackSpec(attack="ifgs", params={"alpha": 0.01, "epsilon": 0.03, "iterations": 15}, **common))
+        a = run_attack(
+            store, AttackSpec(attack="ifgs", params={"alpha": 0.01, "epsilon": 10.0, "iterations": 15}, **common)
+        )
+        b = run_attack(
+            store,
+            AttackSpec(
+                params={"loss": "ce-sign", "mode": "equal-multiplier", "alpha": 0.01, "iterations": 15}, **common
+            ),
+        )
+        c = run_attack(
+            store, AttackSpec(attack="ifgs", params={"alpha": 0.01, "epsilon": 0.03, "iterations": 15}, **common)
+        )
     cols = "image_id, iteration, pred, z_target, l2, step_l2"
-    assert q(sqlite_url, f"SELECT {cols} FROM trajectory WHERE run_id = {a} ORDER BY 1, 2") == \
-        q(sqlite_url, f"SELECT {cols} FROM trajectory WHERE run_id = {b} ORDER BY 1, 2")
+    assert q(sqlite_url, f"SELECT {cols} FROM trajectory WHERE run_id = {a} ORDER BY 1, 2") == q(
+        sqlite_url, f"SELECT {cols} FROM trajectory WHERE run_id = {b} ORDER BY 1, 2"
+    )
     sha = "SELECT image_id, sha256 FROM artifacts WHERE run_id = {} ORDER BY 1"
     assert q(sqlite_url, sha.format(a)) == q(sqlite_url, sha.format(b))
     assert q(sqlite_url, f"SELECT max(linf) AS m FROM trajectory WHERE run_id = {c}")[0]["m"] <= 0.03 + 1e-6

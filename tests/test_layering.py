@@ -58,8 +58,9 @@ def test_library_never_imports_the_cli_layer(path: Path) -> None:
     assert not bad, f"{_rel(path)} imports {bad}"
 
 
-@pytest.mark.parametrize("path", [p for p in ALL_CODE if not _starts(module_name(p), ("advdb.store", "advdb.migrations"))],
-                         ids=_rel)
+@pytest.mark.parametrize(
+    "path", [p for p in ALL_CODE if not _starts(module_name(p), ("advdb.store", "advdb.migrations"))], ids=_rel
+)
 def test_sql_stays_in_the_store(path: Path) -> None:
     """Only advdb/store/ and migrations/ speak SQLAlchemy; everyone else gets plain dataclasses."""
     bad = {m for m in imports_of(path) if _starts(m, ("sqlalchemy", "alembic", "advdb.store.models"))}
@@ -68,14 +69,23 @@ def test_sql_stays_in_the_store(path: Path) -> None:
 
 @pytest.mark.parametrize("path", modules("attacks"), ids=_rel)
 def test_attacks_are_pure_tensor_code(path: Path) -> None:
-    bad = {m for m in imports_of(path) if _starts(m, ("advdb.store", "advdb.analytics", "advdb.runner", "sqlalchemy", "duckdb"))}
+    bad = {
+        m
+        for m in imports_of(path)
+        if _starts(m, ("advdb.store", "advdb.analytics", "advdb.runner", "sqlalchemy", "duckdb"))
+    }
     assert not bad, f"{_rel(path)} imports {bad}"
 
 
-@pytest.mark.parametrize("path", modules("store") + modules("analytics") + [PKG / "artifacts.py", PKG / "vocabulary.py"],
-                         ids=_rel)
+@pytest.mark.parametrize(
+    "path", modules("store") + modules("analytics") + [PKG / "artifacts.py", PKG / "vocabulary.py"], ids=_rel
+)
 def test_store_and_analytics_need_no_torch(path: Path) -> None:
-    bad = {m for m in imports_of(path) if _starts(m, ("torch", "torchvision", "advdb.attacks", "advdb.runner", "advdb.models"))}
+    bad = {
+        m
+        for m in imports_of(path)
+        if _starts(m, ("torch", "torchvision", "advdb.attacks", "advdb.runner", "advdb.models"))
+    }
     assert not bad, f"{_rel(path)} imports {bad}"
 
 
@@ -103,7 +113,7 @@ def test_no_two_modules_import_each_other() -> None:
         state[node] = 1
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                cycles.append([*stack[stack.index(dep):], dep])
+                cycles.append([*stack[stack.index(dep) :], dep])
             elif dep not in state:
                 visit(dep, [*stack, dep])
         state[node] = 2
@@ -133,7 +143,10 @@ def test_the_writer_process_does_not_load_torch() -> None:
     import sys
 
     code = "import sys, advdb.store.writer, advdb.analytics, advdb.vocabulary; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_wheel_is_one_package_with_the_cli_and_the_migrations(tmp_path: Path) -> None:
@@ -141,13 +154,19 @@ def test_wheel_is_one_package_with_the_cli_and_the_migrations(tmp_path: Path) ->
     import sys
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = tmp_path.glob("advdb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     tops = {n.split("/")[0] for n in names if not n.startswith("advdb-")}
     assert tops == {"advdb"}, tops  # cli/ and migrations/ install inside advdb, nothing else at the top
-    expected = {module_name(p).replace(".", "/") + ("/__init__.py" if p.name == "__init__.py" else ".py") for p in ALL_CODE}
+    expected = {
+        module_name(p).replace(".", "/") + ("/__init__.py" if p.name == "__init__.py" else ".py") for p in ALL_CODE
+    }
     assert expected <= names, sorted(expected - names)
     assert "advdb/migrations/script.py.mako" in names and "advdb/analytics/sql/table1.sql" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))

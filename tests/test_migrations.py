@@ -28,8 +28,14 @@ def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
 def test_models_and_migrations_agree(store_url: str) -> None:
     with open_store(store_url) as store:  # created at head on first use
         with store.engine.connect() as conn:
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False,
-                                                         "include_object": include_object_for(conn.dialect.name)})
+            ctx = MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "compare_server_default": False,
+                    "include_object": include_object_for(conn.dialect.name),
+                },
+            )
             diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 
@@ -89,22 +95,39 @@ def _fill_revision_0003(store_url: str) -> tuple[int, list[int]]:
 
     with open_store(store_url, check_schema=False) as store:
         upgrade(store, "0003")
-        _, image_ids = register_dataset(store, name="m", kind="test", fingerprint="m", labels=np.zeros(6, np.int64),
-                                        image_shape=[1, 2, 2], n_classes=10)
+        _, image_ids = register_dataset(
+            store,
+            name="m",
+            kind="test",
+            fingerprint="m",
+            labels=np.zeros(6, np.int64),
+            image_shape=[1, 2, 2],
+            n_classes=10,
+        )
         stats = ", ".join(["0.5"] * 12)
         with store.engine.begin() as conn:  # the runs table as revision 0003 has it (the models are at head)
-            conn.execute(text("INSERT INTO runs (kind, status, config, versions, synthetic, created_at) "
-                              "VALUES ('attack', 'running', '{}', '{}', false, '2026-01-01 00:00:00')"))
+            conn.execute(
+                text(
+                    "INSERT INTO runs (kind, status, config, versions, synthetic, created_at) "
+                    "VALUES ('attack', 'running', '{}', '{}', false, '2026-01-01 00:00:00')"
+                )
+            )
             run_id = conn.execute(text("SELECT max(run_id) FROM runs")).scalar_one()
 
             for pos, image_id in enumerate(image_ids.tolist()):
                 b = pos // 3
-                conn.execute(text("INSERT INTO run_images VALUES (:r, :i, :p, :b, 0, 1)"), dict(r=run_id, i=image_id, p=pos, b=b))
+                conn.execute(
+                    text("INSERT INTO run_images VALUES (:r, :i, :p, :b, 0, 1)"), dict(r=run_id, i=image_id, p=pos, b=b)
+                )
                 for it in (3, 1, 2, 0):  # stored out of order: the migration numbers rows by (batch, image, iteration)
-                    conn.execute(text(f"INSERT INTO trajectory VALUES (:r, :i, :t, 0, :t, {stats})"),
-                                 dict(r=run_id, i=image_id, t=it))
+                    conn.execute(
+                        text(f"INSERT INTO trajectory VALUES (:r, :i, :t, 0, :t, {stats})"),
+                        dict(r=run_id, i=image_id, t=it),
+                    )
             for b in (1, 0):
-                conn.execute(text("INSERT INTO batches VALUES (:r, :b, 3, 12, 0.1, '2026-01-01 00:00:00')"), dict(r=run_id, b=b))
+                conn.execute(
+                    text("INSERT INTO batches VALUES (:r, :b, 3, 12, 0.1, '2026-01-01 00:00:00')"), dict(r=run_id, b=b)
+                )
     return run_id, image_ids.tolist()
 
 
@@ -115,7 +138,9 @@ def test_upgrade_numbers_existing_trajectory_rows_batch_by_batch(store_url: str)
     with open_store(store_url, check_schema=False) as store:
         upgrade(store)
         with store.engine.connect() as conn:
-            batches = conn.execute(text("SELECT batch_index, first_row, n_rows FROM batches ORDER BY batch_index")).all()
+            batches = conn.execute(
+                text("SELECT batch_index, first_row, n_rows FROM batches ORDER BY batch_index")
+            ).all()
             rows = conn.execute(text("SELECT row_id, image_id, iteration FROM trajectory ORDER BY row_id")).all()
     assert [tuple(b) for b in batches] == [(0, 1, 12), (1, 13, 12)]
     assert [r[0] for r in rows] == list(range(1, 25))
@@ -129,7 +154,9 @@ def test_upgrade_numbers_existing_trajectory_rows_batch_by_batch(store_url: str)
     with Ingestor(location) as ing:
         assert ing._first_row() > 24
     with QuerySession(location) as q:
-        got = q.query("SELECT count(*) AS n, sum(iteration) AS s FROM trajectory WHERE run_id = ?".replace("?", str(run_id)))
+        got = q.query(
+            "SELECT count(*) AS n, sum(iteration) AS s FROM trajectory WHERE run_id = ?".replace("?", str(run_id))
+        )
     assert got.to_pylist() == [{"n": 24, "s": 6 * 6}]
 
 
@@ -161,7 +188,9 @@ def test_upgrade_refuses_rows_outside_the_plan_and_changes_nothing(store_url: st
         conn.execute(text(f"INSERT INTO trajectory VALUES (:r, :i, 9, 0, 9, {stats})"), dict(r=run_id, i=image_ids[1]))
     code, _out, err = cli("--db", store_url, "db", "upgrade")
     assert code == SchemaError.exit_code
-    assert "4 trajectory rows belong to no image" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert (
+        "4 trajectory rows belong to no image" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    )
     with open_store(store_url, check_schema=False) as store:
         assert current_revision(store) == "0003"
         with store.engine.connect() as conn:
@@ -172,11 +201,16 @@ def test_upgrade_refuses_rows_outside_the_plan_and_changes_nothing(store_url: st
 def test_column_lists_agree_with_the_models() -> None:
     from advdb.store import columns, models, records
 
-    assert tuple(c.name for c in models.Trajectory.__table__.columns if c.name != "row_id") == columns.TRAJECTORY_COLUMNS
+    assert (
+        tuple(c.name for c in models.Trajectory.__table__.columns if c.name != "row_id") == columns.TRAJECTORY_COLUMNS
+    )
     assert {c.name for c in models.Sample.__table__.columns} == {"run_id", *columns.SAMPLE_COLUMNS}
     assert {c.name for c in models.Artifact.__table__.columns} == {"run_id", *columns.ARTIFACT_COLUMNS}
-    for record, model in ((records.RunRecord, models.Run), (records.ClassifierRecord, models.Classifier),
-                          (records.DatasetRecord, models.Dataset)):
+    for record, model in (
+        (records.RunRecord, models.Run),
+        (records.ClassifierRecord, models.Classifier),
+        (records.DatasetRecord, models.Dataset),
+    ):
         names = {f.name for f in dataclasses.fields(record)}
         assert names <= {c.name for c in model.__table__.columns}, names - {c.name for c in model.__table__.columns}
     assert {f.name for f in dataclasses.fields(records.RunRecord)} == {c.name for c in models.Run.__table__.columns}

@@ -64,12 +64,20 @@ def test_table1_cells_match_direct_sql(paper_store: str, cli, tmp_path: Path) ->
     con = _sqlite(paper_store)
     for loss, label in (("ce", "CE"), ("m-logit", "M-logit")):
         for mode, col in (("equal-perturbation", "Equal perturbation"), ("equal-multiplier", "Equal multiplier")):
-            values = [v for (v,) in con.execute(
-                "SELECT s.first_success_iter FROM samples s JOIN runs r USING (run_id) "
-                "WHERE r.loss = ? AND r.mode = ? AND s.first_success_iter IS NOT NULL", (loss, mode))]
+            values = [
+                v
+                for (v,) in con.execute(
+                    "SELECT s.first_success_iter FROM samples s JOIN runs r USING (run_id) "
+                    "WHERE r.loss = ? AND r.mode = ? AND s.first_success_iter IS NOT NULL",
+                    (loss, mode),
+                )
+            ]
             mean, std = np.mean(values), np.std(values, ddof=1)
             assert rows[label][f"{col}: iterations"] == f"{mean:.1f} ± {std:.1f}"
-            (secs,) = con.execute("SELECT sum(attack_seconds) FROM batches JOIN runs USING (run_id) WHERE loss = ? AND mode = ?", (loss, mode)).fetchone()
+            (secs,) = con.execute(
+                "SELECT sum(attack_seconds) FROM batches JOIN runs USING (run_id) WHERE loss = ? AND mode = ?",
+                (loss, mode),
+            ).fetchone()
             assert rows[label][f"{col}: time (s)"] == f"{secs:.1f}"
     con.close()
 
@@ -78,7 +86,9 @@ def test_subspace_shares_match_a_numpy_count(paper_store: str) -> None:
     data = report_data("subspaces", db=paper_store, confidence=0.8)["subspaces"].to_pylist()
     con = _sqlite(paper_store)
     for r in data:
-        rows = np.array(con.execute("SELECT p_init, p_target, p_other FROM trajectory WHERE run_id = ?", (r["run_id"],)).fetchall())
+        rows = np.array(
+            con.execute("SELECT p_init, p_target, p_other FROM trajectory WHERE run_id = ?", (r["run_id"],)).fetchall()
+        )
         s3 = rows[:, 1] >= 0.8
         s1 = ~s3 & (np.maximum(rows[:, 0], rows[:, 2]) >= 0.8)
         assert r["share_s3"] == pytest.approx(s3.mean())
@@ -92,8 +102,15 @@ def test_figure_data_matches_direct_sql(paper_store: str) -> None:
     con = _sqlite(paper_store)
     pick = [r for r in data if r["iteration"] == 7][:3]
     for r in pick:
-        (step, grad, n) = con.execute("SELECT avg(step_l2), avg(grad_l2), count(*) FROM trajectory WHERE run_id = ? AND iteration = 7", (r["run_id"],)).fetchone()
-        assert r["step_l2"] == pytest.approx(step, rel=1e-5) and r["grad_l2"] == pytest.approx(grad, rel=1e-5) and r["images"] == n
+        (step, grad, n) = con.execute(
+            "SELECT avg(step_l2), avg(grad_l2), count(*) FROM trajectory WHERE run_id = ? AND iteration = 7",
+            (r["run_id"],),
+        ).fetchone()
+        assert (
+            r["step_l2"] == pytest.approx(step, rel=1e-5)
+            and r["grad_l2"] == pytest.approx(grad, rel=1e-5)
+            and r["images"] == n
+        )
     con.close()
     means = report_data("fig1", db=paper_store)["trajectory_means"]
     assert means.num_rows == T + 1
@@ -106,7 +123,7 @@ def test_reports_agree_with_and_without_the_columnar_copy(paper_store: str, monk
     for name in fast:
         a, b = fast[name].to_pylist(), slow[name].to_pylist()
         assert len(a) == len(b)
-        for ra, rb in zip(a, b):
+        for ra, rb in zip(a, b, strict=True):
             assert ra.keys() == rb.keys()
             for k in ra:
                 assert ra[k] == pytest.approx(rb[k], rel=1e-5, abs=1e-7), (name, k)
@@ -135,7 +152,10 @@ def test_detector_and_circle_tables(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'det.db'}"
     with open_store(url) as store:
-        src = {loss: create_run(store, kind="attack", config={}, loss=loss, mode="equal-perturbation").run_id for loss in ("ce", "logit")}
+        src = {
+            loss: create_run(store, kind="attack", config={}, loss=loss, mode="equal-perturbation").run_id
+            for loss in ("ce", "logit")
+        }
         for r in src.values():
             set_status(store, r, "finished")
         acc = {("resnet18", "ce"): 0.75, ("resnet18", "logit"): 0.8, ("alexnet", "ce"): 0.6}
@@ -143,19 +163,53 @@ def test_detector_and_circle_tables(tmp_path: Path) -> None:
             d = create_run(store, kind="detector", config={"arch": arch, "setting": "single-source"})
             set_status(store, d.run_id, "finished")
             with store.session() as s:
-                s.add(DetectorResult(run_id=d.run_id, group_name=f"source:{src[loss]}", source_run_id=src[loss], n_images=10, accuracy=a, epoch=1))
-                s.add(DetectorResult(run_id=d.run_id, group_name="overall", source_run_id=None, n_images=20, accuracy=a, epoch=1))
+                s.add(
+                    DetectorResult(
+                        run_id=d.run_id,
+                        group_name=f"source:{src[loss]}",
+                        source_run_id=src[loss],
+                        n_images=10,
+                        accuracy=a,
+                        epoch=1,
+                    )
+                )
+                s.add(
+                    DetectorResult(
+                        run_id=d.run_id, group_name="overall", source_run_id=None, n_images=20, accuracy=a, epoch=1
+                    )
+                )
         allsrc = create_run(store, kind="detector", config={"arch": "resnet18", "setting": "all-sources"})
         set_status(store, allsrc.run_id, "finished")
         circ = create_run(store, kind="circles", config={})
         set_status(store, circ.run_id, "finished")
         with store.session() as s:
             for g, a in (("source:1", 0.5), ("adversarial", 0.55), ("genuine", 0.9), ("overall", 0.7)):
-                s.add(DetectorResult(run_id=allsrc.run_id, group_name=g, source_run_id=src["ce"] if g == "source:1" else None, n_images=5, accuracy=a, epoch=2))
+                s.add(
+                    DetectorResult(
+                        run_id=allsrc.run_id,
+                        group_name=g,
+                        source_run_id=src["ce"] if g == "source:1" else None,
+                        n_images=5,
+                        accuracy=a,
+                        epoch=2,
+                    )
+                )
             for loss in ("ce", "logit"):
                 for ix in range(3):
                     for iy in range(3):
-                        s.add(CircleGrid(run_id=circ.run_id, loss=loss, ix=ix, iy=iy, x=ix * 0.5, y=iy * 0.5, grad_norm=ix + iy + 0.1, pred=int(ix > 1), p_target=0.5))
+                        s.add(
+                            CircleGrid(
+                                run_id=circ.run_id,
+                                loss=loss,
+                                ix=ix,
+                                iy=iy,
+                                x=ix * 0.5,
+                                y=iy * 0.5,
+                                grad_norm=ix + iy + 0.1,
+                                pred=int(ix > 1),
+                                p_target=0.5,
+                            )
+                        )
     t2 = {(r["source"], r["arch"]): r["accuracy"] for r in report_data("table2", db=url)["table2"].to_pylist()}
     assert t2 == {("ce", "resnet18"): 0.75, ("logit", "resnet18"): 0.8, ("ce", "alexnet"): 0.6}
     t3 = {r["group"]: r["accuracy"] for r in report_data("table3", db=url)["table3"].to_pylist()}
@@ -183,8 +237,16 @@ def test_columnar_copy_is_never_stale(store_url: str) -> None:
         third = run_attack(store, spec)  # on SQLite the id may be reused
     assert counts() == (24 * 6, 24 * 6)
     with QuerySession(checked_location(store_url)) as q:
-        per_run = q.query("SELECT run_id, count(*) AS n, sum(l2) AS s FROM trajectory GROUP BY 1 ORDER BY 1").to_pylist()
-        direct = q.query("SELECT run_id, count(*) AS n, sum(l2) AS s FROM store.trajectory GROUP BY 1 ORDER BY 1").to_pylist()
-    assert [(r["run_id"], r["n"]) for r in per_run] == [(r["run_id"], r["n"]) for r in direct] == sorted([(second, 72), (third, 72)])
-    for a, b in zip(per_run, direct):
+        per_run = q.query(
+            "SELECT run_id, count(*) AS n, sum(l2) AS s FROM trajectory GROUP BY 1 ORDER BY 1"
+        ).to_pylist()
+        direct = q.query(
+            "SELECT run_id, count(*) AS n, sum(l2) AS s FROM store.trajectory GROUP BY 1 ORDER BY 1"
+        ).to_pylist()
+    assert (
+        [(r["run_id"], r["n"]) for r in per_run]
+        == [(r["run_id"], r["n"]) for r in direct]
+        == sorted([(second, 72), (third, 72)])
+    )
+    for a, b in zip(per_run, direct, strict=True):
         assert a["s"] == pytest.approx(b["s"], rel=1e-6)

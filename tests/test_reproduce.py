@@ -12,8 +12,13 @@ from advdb.store.runs import list_runs
 
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(reproduce.PRESETS, "tiny", reproduce.Preset(
-        n=16, iterations=12, batch_size=16, full_attack_n=8, detector_epochs=1, circles_n=10, circles_iterations=10))
+    monkeypatch.setitem(
+        reproduce.PRESETS,
+        "tiny",
+        reproduce.Preset(
+            n=16, iterations=12, batch_size=16, full_attack_n=8, detector_epochs=1, circles_n=10, circles_iterations=10
+        ),
+    )
     return "tiny"
 
 
@@ -36,7 +41,9 @@ def test_study_runs_once_and_continues(sqlite_url: str, tiny: str, cli, tmp_path
     # a detector of one source was trained on that source's run
     with open_store(sqlite_url) as store:
         det = [r for r in list_runs(store, kind="detector") if r.config["setting"] == "single-source"]
-        assert {tuple(r.config["sources"]) for r in det} == {(result.runs[f"{loss} equal-perturbation"],) for loss in ("ce", "ce-sign", "logit", "m-logit")}
+        assert {tuple(r.config["sources"]) for r in det} == {
+            (result.runs[f"{loss} equal-perturbation"],) for loss in ("ce", "ce-sign", "logit", "m-logit")
+        }
         second = Steps()
         again = reproduce.run_study(store, tiny, progress=second)
         assert len(list_runs(store)) == len(kinds)  # nothing new

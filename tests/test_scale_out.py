@@ -34,14 +34,26 @@ def env_for(url: str, **extra: str) -> dict[str, str]:
 
 def advdb(url: str, *args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([sys.executable, "-m", "advdb", *args], env=env_for(url, **extra), cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "advdb", *args],
+        env=env_for(url, **extra),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def start(url: str, *args: str, cwd: Path, **extra: str) -> subprocess.Popen:
     cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-m", "advdb", *args], env=env_for(url, **extra), cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "advdb", *args],
+        env=env_for(url, **extra),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def q(url: str, sql: str) -> list[dict]:
@@ -53,24 +65,41 @@ def q(url: str, sql: str) -> list[dict]:
 def run_rows(url: str, run_id: int) -> dict[str, list]:
     """Everything a run stored that must not depend on how many workers made it."""
     return {
-        "trajectory": q(url, f"SELECT * EXCLUDE (run_id) FROM trajectory WHERE run_id = {run_id} ORDER BY image_id, iteration"),
+        "trajectory": q(
+            url, f"SELECT * EXCLUDE (run_id) FROM trajectory WHERE run_id = {run_id} ORDER BY image_id, iteration"
+        ),
         "samples": q(url, f"SELECT * EXCLUDE (run_id) FROM samples WHERE run_id = {run_id} ORDER BY image_id"),
-        "artifacts": q(url, f"SELECT image_id, sha256, saved_pred FROM artifacts WHERE run_id = {run_id} ORDER BY image_id"),
+        "artifacts": q(
+            url, f"SELECT image_id, sha256, saved_pred FROM artifacts WHERE run_id = {run_id} ORDER BY image_id"
+        ),
         "plan": q(url, f"SELECT * EXCLUDE (run_id) FROM run_images WHERE run_id = {run_id} ORDER BY position"),
     }
 
 
 def check_complete(url: str, run_id: int, n: int, *, elsewhere: Path, iterations: int = T) -> None:
     """Exactly the planned rows, no duplicate, every file under the recorded root (read from another folder)."""
-    counts = q(url, f"""SELECT (SELECT count(*) FROM trajectory WHERE run_id = {run_id}) AS rows,
+    counts = q(
+        url,
+        f"""SELECT (SELECT count(*) FROM trajectory WHERE run_id = {run_id}) AS rows,
         (SELECT count(DISTINCT (image_id, iteration)) FROM trajectory WHERE run_id = {run_id}) AS keys,
         (SELECT count(*) FROM samples WHERE run_id = {run_id}) AS samples,
         (SELECT count(*) FROM artifacts WHERE run_id = {run_id}) AS files,
         (SELECT count(*) FROM run_images WHERE run_id = {run_id}) AS planned,
-        (SELECT status FROM runs WHERE run_id = {run_id}) AS status""")[0]
-    assert counts == {"rows": n * (iterations + 1), "keys": n * (iterations + 1), "samples": n, "files": n, "planned": n, "status": "finished"}
-    per_image = q(url, f"SELECT count(*) AS c, min(iteration) AS lo, max(iteration) AS hi FROM trajectory "
-                       f"WHERE run_id = {run_id} GROUP BY image_id")
+        (SELECT status FROM runs WHERE run_id = {run_id}) AS status""",
+    )[0]
+    assert counts == {
+        "rows": n * (iterations + 1),
+        "keys": n * (iterations + 1),
+        "samples": n,
+        "files": n,
+        "planned": n,
+        "status": "finished",
+    }
+    per_image = q(
+        url,
+        f"SELECT count(*) AS c, min(iteration) AS lo, max(iteration) AS hi FROM trajectory "
+        f"WHERE run_id = {run_id} GROUP BY image_id",
+    )
     assert len(per_image) == n and all((r["c"], r["lo"], r["hi"]) == (iterations + 1, 0, iterations) for r in per_image)
     elsewhere.mkdir(parents=True, exist_ok=True)
     old, override = os.getcwd(), os.environ.pop("ADVDB_ARTIFACTS_DIR", None)
@@ -106,8 +135,14 @@ def test_torchrun_ranks_share_one_run(request: pytest.FixtureRequest, tmp_path: 
     n, batch, iterations = 192, 8, 40
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     args = [*BASE, "-n", str(n), "--batch-size", str(batch), "-T", str(iterations)]
-    proc = subprocess.run([torchrun, "--standalone", "--nproc-per-node", str(ranks), "-m", "advdb", *args, "--json"],
-                          env=env_for(store_url), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", str(ranks), "-m", "advdb", *args, "--json"],
+        env=env_for(store_url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id = json.loads(proc.stdout)["run_id"]  # rank 0 alone prints the run
     assert q(store_url, "SELECT count(*) AS n FROM runs") == [{"n": 1}]
@@ -116,21 +151,34 @@ def test_torchrun_ranks_share_one_run(request: pytest.FixtureRequest, tmp_path: 
     assert sum(w["batches_done"] for w in ws) == n // batch
     assert sum(w["batches_done"] > 0 for w in ws) >= 2  # the work was shared
     check_complete(store_url, run_id, n, elsewhere=tmp_path / "elsewhere", iterations=iterations)
-    ref = single_process_reference(store_url, tmp_path / "other-cwd", *args[len(BASE):])
+    ref = single_process_reference(store_url, tmp_path / "other-cwd", *args[len(BASE) :])
     assert run_rows(store_url, run_id) == run_rows(store_url, ref)
 
 
 @pytest.mark.postgres
 def test_join_workers_started_at_different_times(pg_url: str, tmp_path: Path) -> None:
     n, batch = 192, 8
-    planned = advdb(pg_url, *BASE, "-n", str(n), "--batch-size", str(batch), "-T", "150", "--plan-only", "--json",
-                    cwd=tmp_path / "planner")
+    planned = advdb(
+        pg_url,
+        *BASE,
+        "-n",
+        str(n),
+        "--batch-size",
+        str(batch),
+        "-T",
+        "150",
+        "--plan-only",
+        "--json",
+        cwd=tmp_path / "planner",
+    )
     assert planned.returncode == 0, planned.stderr
     run_id = json.loads(planned.stdout)["run_id"]
     assert q(pg_url, f"SELECT status FROM runs WHERE run_id = {run_id}") == [{"status": "planned"}]
     first = start(pg_url, "attack", "--join", str(run_id), "--json", cwd=tmp_path / "w1")
     deadline = time.time() + 120
-    while time.time() < deadline and not q(pg_url, f"SELECT count(*) AS n FROM batches WHERE run_id = {run_id}")[0]["n"]:
+    while (
+        time.time() < deadline and not q(pg_url, f"SELECT count(*) AS n FROM batches WHERE run_id = {run_id}")[0]["n"]
+    ):
         time.sleep(0.2)
     later = [start(pg_url, "attack", "--join", str(run_id), "--json", cwd=tmp_path / f"w{k}") for k in (2, 3)]
     for p in [first, *later]:
@@ -149,7 +197,10 @@ def test_killed_worker_is_taken_over_and_restart_finishes(store_url: str, tmp_pa
     run_id = json.loads(planned.stdout)["run_id"]
     victim = start(store_url, "attack", "--join", str(run_id), "--lease", "2", cwd=tmp_path)
     deadline = time.time() + 120
-    while time.time() < deadline and not q(store_url, f"SELECT count(*) AS n FROM batches WHERE run_id = {run_id}")[0]["n"]:
+    while (
+        time.time() < deadline
+        and not q(store_url, f"SELECT count(*) AS n FROM batches WHERE run_id = {run_id}")[0]["n"]
+    ):
         time.sleep(0.1)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -194,8 +245,17 @@ def test_claims_lease_and_takeover_across_hosts(store_url: str) -> None:
 
 def test_artifact_root_is_recorded_once_and_checked(store_url: str, tmp_path: Path) -> None:
     n = 16
-    first = advdb(store_url, *BASE, "-n", str(n), "--batch-size", "8", "--json", cwd=tmp_path / "first",
-                  ADVDB_ARTIFACTS_DIR=str(tmp_path / "shared"))
+    first = advdb(
+        store_url,
+        *BASE,
+        "-n",
+        str(n),
+        "--batch-size",
+        "8",
+        "--json",
+        cwd=tmp_path / "first",
+        ADVDB_ARTIFACTS_DIR=str(tmp_path / "shared"),
+    )
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "shared" / ".advdb-store").exists()
     shown = advdb(store_url, "db", "artifact-root", cwd=tmp_path / "second")
@@ -207,8 +267,16 @@ def test_artifact_root_is_recorded_once_and_checked(store_url: str, tmp_path: Pa
     assert (tmp_path / "shared" / f"run-{run_id}").is_dir() and not (tmp_path / "second" / "advdb-artifacts").exists()
     # a machine where the variable names a folder that is not the shared root: refused before any work
     before = q(store_url, "SELECT (SELECT count(*) FROM runs) r, (SELECT count(*) FROM workers) w")
-    wrong = advdb(store_url, *BASE, "-n", str(n), "--batch-size", "8", cwd=tmp_path / "third",
-                  ADVDB_ARTIFACTS_DIR=str(tmp_path / "not-mounted"))
+    wrong = advdb(
+        store_url,
+        *BASE,
+        "-n",
+        str(n),
+        "--batch-size",
+        "8",
+        cwd=tmp_path / "third",
+        ADVDB_ARTIFACTS_DIR=str(tmp_path / "not-mounted"),
+    )
     assert wrong.returncode == 3 and "not reachable" in wrong.stderr and "Traceback" not in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1
     assert q(store_url, "SELECT (SELECT count(*) FROM runs) r, (SELECT count(*) FROM workers) w") == before
@@ -222,14 +290,22 @@ def test_artifact_root_is_recorded_once_and_checked(store_url: str, tmp_path: Pa
 def test_python_m_advdb_and_bad_launch_options(sqlite_url: str, tmp_path: Path, cli) -> None:  # noqa: ANN001
     res = advdb(sqlite_url, "--version", cwd=tmp_path)
     assert res.returncode == 0 and res.stdout.startswith("advdb ")
-    for args, message in ((["--lease", "0"], "--lease"), (["--lease", "nan"], "--lease"),
-                          (["--join", "5", "--resume", "5"], "exclude each other"), (["--join", "999"], "no run 999")):
+    for args, message in (
+        (["--lease", "0"], "--lease"),
+        (["--lease", "nan"], "--lease"),
+        (["--join", "5", "--resume", "5"], "exclude each other"),
+        (["--join", "999"], "no run 999"),
+    ):
         code, _, err = cli("--db", sqlite_url, "attack", *args)
         assert code != 0 and message in err and "Traceback" not in err, err
-    code, out, err = cli("--db", sqlite_url, "attack", "-n", "8", "-T", "2", "--batch-size", "4", "--join-key", "k1", "--json")
+    code, out, err = cli(
+        "--db", sqlite_url, "attack", "-n", "8", "-T", "2", "--batch-size", "4", "--join-key", "k1", "--json"
+    )
     assert code == 0, err
     run_id = json.loads(out)["run_id"]
-    code, out, err = cli("--db", sqlite_url, "attack", "-n", "8", "-T", "2", "--batch-size", "4", "--join-key", "k1", "--json")
+    code, out, err = cli(
+        "--db", sqlite_url, "attack", "-n", "8", "-T", "2", "--batch-size", "4", "--join-key", "k1", "--json"
+    )
     assert code == 0 and json.loads(out)["run_id"] == run_id  # same key: the same (finished) run, nothing redone
     code, _, err = cli("--db", sqlite_url, "attack", "-n", "9", "-T", "2", "--batch-size", "4", "--join-key", "k1")
     assert code == 7 and "n=8" in err

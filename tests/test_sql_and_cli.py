@@ -29,7 +29,7 @@ def test_select_on_a_fresh_store(store_url: str, cli) -> None:  # noqa: ANN001
 def test_sql_sees_store_tables_unqualified_and_qualified(store_with_runs: str, cli) -> None:  # noqa: ANN001
     code, out, _ = cli("--db", store_with_runs, "sql", "select loss, seed from runs order by run_id", "-f", "csv")
     assert code == 0
-    assert out.splitlines() == ["\"loss\",\"seed\"", "\"ce\",3", "\"logit\",4"]
+    assert out.splitlines() == ['"loss","seed"', '"ce",3', '"logit",4']
     code, out, _ = cli("--db", store_with_runs, "sql", "select count(*) as n from store.runs", "-f", "json")
     assert json.loads(out) == [{"n": 2}]
 
@@ -38,7 +38,9 @@ def test_sql_parquet_needs_out_and_writes_it(store_with_runs: str, cli, tmp_path
     code, _, err = cli("--db", store_with_runs, "sql", "select * from runs", "-f", "parquet")
     assert code == ConfigError.exit_code and "--out" in err
     out = tmp_path / "runs.parquet"
-    code, _, _ = cli("--db", store_with_runs, "sql", "select run_id, loss from runs", "-f", "parquet", "--out", str(out))
+    code, _, _ = cli(
+        "--db", store_with_runs, "sql", "select run_id, loss from runs", "-f", "parquet", "--out", str(out)
+    )
     assert code == 0 and pq.read_table(out).num_rows == 2
 
 
@@ -60,7 +62,9 @@ def test_sql_refuses_writes_and_keeps_the_store(store_with_runs: str, cli, state
     code, out, err = cli("--db", store_with_runs, "sql", statement)
     assert code == QueryError.exit_code
     assert "read-only" in err and "Traceback" not in err and out == ""
-    code, out, _ = cli("--db", store_with_runs, "sql", "select count(*) as n from runs where status = 'running'", "-f", "json")
+    code, out, _ = cli(
+        "--db", store_with_runs, "sql", "select count(*) as n from runs where status = 'running'", "-f", "json"
+    )
     assert json.loads(out) == [{"n": 2}]
 
 

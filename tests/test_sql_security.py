@@ -64,8 +64,10 @@ ESCAPES = [
 def dump(url: str) -> dict[str, str]:
     """Every table of the store, its rows hashed."""
     with open_store(url) as store, store.session() as s:
-        return {t.name: hashlib.sha256(repr(sorted(map(repr, s.execute(select(t)).all()))).encode()).hexdigest()
-                for t in Base.metadata.sorted_tables}
+        return {
+            t.name: hashlib.sha256(repr(sorted(map(repr, s.execute(select(t)).all()))).encode()).hexdigest()
+            for t in Base.metadata.sorted_tables
+        }
 
 
 @pytest.fixture
@@ -109,18 +111,30 @@ def test_files_only_with_allow_files(attacked: str, cli, tmp_path: Path) -> None
 def test_tampered_columnar_copy_is_noticed_and_rebuilt(attacked: str, cli) -> None:  # noqa: ANN001
     from advdb.analytics.columnar import columnar_path
 
-    code, out, _ = cli("--db", attacked, "sql", "SELECT count(*) AS n, sum(z_target) AS z FROM trajectory", "--format", "csv")
+    code, out, _ = cli(
+        "--db", attacked, "sql", "SELECT count(*) AS n, sum(z_target) AS z FROM trajectory", "--format", "csv"
+    )
     assert code == 0
     truth = out
     with open_store(attacked) as store:
         path = columnar_path(store.location)
-    for damage in ("DELETE FROM trajectory WHERE iteration > 2", "UPDATE trajectory SET z_target = z_target + 1",
-                   "DROP TABLE iteration_sums"):
+    for damage in (
+        "DELETE FROM trajectory WHERE iteration > 2",
+        "UPDATE trajectory SET z_target = z_target + 1",
+        "DROP TABLE iteration_sums",
+    ):
         con = duckdb.connect(str(path))
         con.execute(damage)
         con.close()
-        code, out, err = cli("--db", attacked, "sql", "SELECT count(*) AS n, sum(z_target) AS z FROM trajectory", "--format", "csv")
+        code, out, err = cli(
+            "--db", attacked, "sql", "SELECT count(*) AS n, sum(z_target) AS z FROM trajectory", "--format", "csv"
+        )
         assert code == 0 and out == truth, damage
-        assert err.startswith("advdb: notice: the columnar copy did not match the store") and "rebuilt" in err, (damage, err)
-        code, out, err = cli("--db", attacked, "sql", "SELECT count(*) AS n, sum(z_target) AS z FROM trajectory", "--format", "csv")
+        assert err.startswith("advdb: notice: the columnar copy did not match the store") and "rebuilt" in err, (
+            damage,
+            err,
+        )
+        code, out, err = cli(
+            "--db", attacked, "sql", "SELECT count(*) AS n, sum(z_target) AS z FROM trajectory", "--format", "csv"
+        )
         assert (code, out, err) == (0, truth, "")  # once rebuilt, quiet again

@@ -32,8 +32,8 @@ from pathlib import Path
 import duckdb
 
 from advdb.config import advdb_home
-from advdb.store.location import StoreLocation
 from advdb.store.columns import TRAJECTORY_COLUMNS, TRAJECTORY_MEASURES
+from advdb.store.location import StoreLocation
 from advdb.store.runs import merge_ranges
 
 ALIAS = "columnar"
@@ -42,11 +42,21 @@ SCHEMA_VERSION = 3
 # Per run and iteration: the count and sums of the columns reports average over iterations
 # (Figs. 1–4). Sums are exact to merge, so the per-iteration means of a 100 M-row store cost
 # a scan of a few thousand rows instead of the whole trajectory table.
-SUM_COLUMNS: tuple[str, ...] = ("p_init", "p_target", "p_other", "z_init", "z_target", "z_other", "loss", "grad_l2", "step_l2", "l1", "l2", "linf")
-SUMS_SELECT = (
-    "SELECT run_id, iteration, count(*) AS n, "
-    + ", ".join(f"sum({c}) AS sum_{c}" for c in SUM_COLUMNS)
+SUM_COLUMNS: tuple[str, ...] = (
+    "p_init",
+    "p_target",
+    "p_other",
+    "z_init",
+    "z_target",
+    "z_other",
+    "loss",
+    "grad_l2",
+    "step_l2",
+    "l1",
+    "l2",
+    "linf",
 )
+SUMS_SELECT = "SELECT run_id, iteration, count(*) AS n, " + ", ".join(f"sum({c}) AS sum_{c}" for c in SUM_COLUMNS)
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -120,9 +130,11 @@ def verify(con: duckdb.DuckDBPyConnection) -> str | None:
     count and ``z_target``/``l2`` sums of the rows against the per-iteration sums.
     """
     row = con.execute(f"""
-        WITH rows AS (SELECT run_id, count(*) AS n, sum(z_target) AS z, sum(l2) AS l2 FROM {ALIAS}.trajectory GROUP BY 1),
+        WITH rows AS (SELECT run_id, count(*) AS n, sum(z_target) AS z, sum(l2) AS l2
+                      FROM {ALIAS}.trajectory GROUP BY 1),
              copied AS (SELECT run_id, sum(n_rows) AS n FROM {ALIAS}.mirrored GROUP BY 1),
-             sums AS (SELECT run_id, sum(n) AS n, sum(sum_z_target) AS z, sum(sum_l2) AS l2 FROM {ALIAS}.iteration_sums GROUP BY 1)
+             sums AS (SELECT run_id, sum(n) AS n, sum(sum_z_target) AS z, sum(sum_l2) AS l2
+                      FROM {ALIAS}.iteration_sums GROUP BY 1)
         SELECT run_id, coalesce(rows.n, 0), coalesce(copied.n, 0), coalesce(sums.n, 0)
         FROM copied FULL JOIN rows USING (run_id) FULL JOIN sums USING (run_id)
         WHERE coalesce(rows.n, 0) <> coalesce(copied.n, 0) OR coalesce(rows.n, 0) <> coalesce(sums.n, 0)
@@ -160,8 +172,12 @@ BULK_SHARE = 0.2  # copying more than this share of the store's rows: one parall
 RANGES_PER_QUERY = 100
 
 
-def _copy(con: duckdb.DuckDBPyConnection, location: StoreLocation, new: dict[tuple[int, str], list[int]],
-          ranges: list[tuple[int, int]]) -> int:
+def _copy(
+    con: duckdb.DuckDBPyConnection,
+    location: StoreLocation,
+    new: dict[tuple[int, str], list[int]],
+    ranges: list[tuple[int, int]],
+) -> int:
     """Copy the trajectory rows of the ``new`` batches (whose row ids are ``ranges``); returns the row count.
 
     Many new rows (a first build): one parallel DuckDB scan of the store's table, semi-joined
@@ -175,13 +191,16 @@ def _copy(con: duckdb.DuckDBPyConnection, location: StoreLocation, new: dict[tup
     n_new, n_all = con.execute(
         "SELECT coalesce(sum(b.n_rows) FILTER (WHERE nb.run_id IS NOT NULL), 0), coalesce(sum(b.n_rows), 0) "
         "FROM store.batches b LEFT JOIN _new_batches nb USING (run_id, batch_index)"
-    ).fetchone()
+    ).fetchone() or (0, 0)
     if n_all and n_new > BULK_SHARE * n_all:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _new_pairs AS SELECT ri.run_id, ri.image_id "
             "FROM store.run_images ri JOIN _new_batches USING (run_id, batch_index)"
         )
-        con.execute(f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM store.trajectory t SEMI JOIN _new_pairs p USING (run_id, image_id)")
+        con.execute(
+            f"INSERT INTO {ALIAS}.trajectory SELECT {cols} FROM store.trajectory t SEMI JOIN _new_pairs p USING "
+            "(run_id, image_id)"
+        )
         return int(n_new)
     total = 0
     for i in range(0, len(ranges), RANGES_PER_QUERY):
@@ -223,13 +242,18 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
                     ranges.append((first_row, first_row + n_rows - 1))
         if new:
             stats.rows = _copy(con, location, new, merge_ranges(ranges))
-            con.executemany(f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?, ?)",
-                            [[r, c, b, counts[(r, b)]] for (r, c), bs in sorted(new.items()) for b in bs])
+            con.executemany(
+                f"INSERT INTO {ALIAS}.mirrored VALUES (?, ?, ?, ?)",
+                [[r, c, b, counts[(r, b)]] for (r, c), bs in sorted(new.items()) for b in bs],
+            )
             stats.batches = sum(len(bs) for bs in new.values())
             touched = sorted({r for r, _ in new})
             con.execute(f"DELETE FROM {ALIAS}.iteration_sums WHERE list_contains($runs, run_id)", {"runs": touched})
-            con.execute(f"INSERT INTO {ALIAS}.iteration_sums {SUMS_SELECT} FROM {ALIAS}.trajectory "
-                        "WHERE list_contains($runs, run_id) GROUP BY run_id, iteration", {"runs": touched})
+            con.execute(
+                f"INSERT INTO {ALIAS}.iteration_sums {SUMS_SELECT} FROM {ALIAS}.trajectory "
+                "WHERE list_contains($runs, run_id) GROUP BY run_id, iteration",
+                {"runs": touched},
+            )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -25,9 +25,9 @@ import re
 import duckdb
 import pyarrow as pa
 
-from advdb.store.location import StoreLocation
 from advdb.errors import QueryError
 from advdb.store.duck import open_duck
+from advdb.store.location import StoreLocation
 
 READ_ONLY_TYPES = {"SELECT", "EXPLAIN", "RELATION", "LOGICAL_PLAN"}
 
@@ -58,7 +58,7 @@ def _scanner_calls(con: duckdb.DuckDBPyConnection, text: str) -> set[str]:
     """The scanner-extension functions a query calls (from DuckDB's own parse; by name when it cannot serialise one)."""
     found: set[str] = set()
     try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()[0])
+        tree = json.loads((con.execute("SELECT json_serialize_sql(?)", [text]).fetchone() or ["{}"])[0])
     except (duckdb.Error, TypeError, ValueError):
         tree = {"error": True}
     if tree.get("error"):
@@ -127,10 +127,18 @@ class QuerySession:
         if self.refresh is not None:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW iteration_sums AS SELECT * FROM {ALIAS}.iteration_sums")
         elif any(t == "trajectory" for _, t in rows):
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW iteration_sums AS {SUMS_SELECT} FROM trajectory GROUP BY run_id, iteration")
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW iteration_sums AS {SUMS_SELECT} FROM trajectory GROUP BY run_id, "
+                "iteration"
+            )
 
     def tables(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'store' ORDER BY 1").fetchall()]
+        return [
+            r[0]
+            for r in self.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'store' ORDER BY 1"
+            ).fetchall()
+        ]
 
     def query(self, sql: str, params: list | dict | None = None) -> pa.Table:
         """Run read-only SQL; returns the last statement's result as an Arrow table."""
@@ -142,8 +150,10 @@ class QuerySession:
                 raise QueryError(f"advdb sql is read-only: {kind} statements are refused ({text.strip()[:60]!r})")
             calls = _scanner_calls(self.con, _EXPLAIN.sub("", text, count=1))
             if calls:
-                raise QueryError(f"scanner functions reach the database past the read-only attach and are refused "
-                                 f"({', '.join(sorted(calls))}): query the store's tables (runs, samples, trajectory, …)")
+                raise QueryError(
+                    f"scanner functions reach the database past the read-only attach and are refused "
+                    f"({', '.join(sorted(calls))}): query the store's tables (runs, samples, trajectory, …)"
+                )
         try:
             for _, text in stmts[:-1]:
                 self.con.execute(text)
@@ -155,7 +165,7 @@ class QuerySession:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "QuerySession":
+    def __enter__(self) -> QuerySession:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,9 +7,10 @@ tables as Markdown, CSV and LaTeX (booktabs), figures as PNG and PDF.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,9 +19,9 @@ from advdb.analytics.query import QuerySession
 from advdb.analytics.selection import MissingDataError, RunSelection, select_runs
 from advdb.analytics.sqlfiles import sql_text
 from advdb.analytics.tables import fmt, write_table
+from advdb.errors import ConfigError
 from advdb.store.location import StoreLocation
 from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES
-from advdb.errors import ConfigError
 
 COLORS = {"ce": "#1f77b4", "ce-sign": "#ff7f0e", "logit": "#2ca02c", "m-logit": "#d62728"}
 LABELS = {"ce": "CE", "ce-sign": "CE-sign", "logit": "Logit", "m-logit": "M-logit"}
@@ -61,7 +62,9 @@ class Report:
 REPORTS: dict[str, Report] = {}
 
 
-def report(name: str, title: str, kind: str) -> Callable[[Callable[[Context], ReportOutput]], Callable[[Context], ReportOutput]]:
+def report(
+    name: str, title: str, kind: str
+) -> Callable[[Callable[[Context], ReportOutput]], Callable[[Context], ReportOutput]]:
     def deco(fn: Callable[[Context], ReportOutput]) -> Callable[[Context], ReportOutput]:
         REPORTS[name] = Report(name, title, kind, fn)
         return fn
@@ -102,7 +105,9 @@ def table1(ctx: Context) -> ReportOutput:
         ctx.selection.require("equal-perturbation", "table1")
     data = ctx.query("table1", runs=ids)
     rows = {(r["loss"], r["mode"]): r for r in data.to_pylist()}
-    cols = ["Source"] + [f"{MODE_LABELS[m].capitalize()}: {h}" for m in MODES for h in ("iterations", "time (s)", "reached")]
+    cols = ["Source"] + [
+        f"{MODE_LABELS[m].capitalize()}: {h}" for m in MODES for h in ("iterations", "time (s)", "reached")
+    ]
     out_rows = []
     for loss in SOURCES:
         line = [LABELS[loss]]
@@ -111,7 +116,11 @@ def table1(ctx: Context) -> ReportOutput:
             if r is None:
                 line += ["–", "–", "–"]
                 continue
-            line += [f"{fmt(r['iterations_mean'], 1)} ± {fmt(r['iterations_std'], 1)}", fmt(r["attack_seconds"], 1), f"{r['success_rate']:.0%}"]
+            line += [
+                f"{fmt(r['iterations_mean'], 1)} ± {fmt(r['iterations_std'], 1)}",
+                fmt(r["attack_seconds"], 1),
+                f"{r['success_rate']:.0%}",
+            ]
         out_rows.append(line)
     notes = [n for m in MODES for n in _missing_notes(ctx.selection, m)]
     return ReportOutput({"table1": data}, (cols, out_rows), notes=notes)
@@ -120,17 +129,39 @@ def table1(ctx: Context) -> ReportOutput:
 # --- subspaces ---------------------------------------------------------------------------------
 
 
-@report("subspaces", "Subspaces S1/S2/S3 (Definition IV.1): share of image-iterations and iterations before success", "table")
+@report(
+    "subspaces",
+    "Subspaces S1/S2/S3 (Definition IV.1): share of image-iterations and iterations before success",
+    "table",
+)
 def subspaces(ctx: Context) -> ReportOutput:
     ids = ctx.selection.ids()
     if not ids:
         ctx.selection.require("equal-perturbation", "subspaces")
     data = ctx.query("subspaces", runs=ids, h=ctx.confidence)
-    cols = ["Source", "Mode", "S1 share", "S2 share", "S3 share", "S1 iters before", "S2 iters before", "S3 iters before"]
-    rows = [[LABELS.get(r["loss"], r["loss"]), MODE_LABELS.get(r["mode"], r["mode"]),
-             f"{r['share_s1']:.1%}", f"{r['share_s2']:.1%}", f"{r['share_s3']:.1%}",
-             fmt(r["iters_s1_before_success"], 1), fmt(r["iters_s2_before_success"], 1), fmt(r["iters_s3_before_success"], 1)]
-            for r in data.to_pylist()]
+    cols = [
+        "Source",
+        "Mode",
+        "S1 share",
+        "S2 share",
+        "S3 share",
+        "S1 iters before",
+        "S2 iters before",
+        "S3 iters before",
+    ]
+    rows = [
+        [
+            LABELS.get(r["loss"], r["loss"]),
+            MODE_LABELS.get(r["mode"], r["mode"]),
+            f"{r['share_s1']:.1%}",
+            f"{r['share_s2']:.1%}",
+            f"{r['share_s3']:.1%}",
+            fmt(r["iters_s1_before_success"], 1),
+            fmt(r["iters_s2_before_success"], 1),
+            fmt(r["iters_s3_before_success"], 1),
+        ]
+        for r in data.to_pylist()
+    ]
     return ReportOutput({"subspaces": data}, (cols, rows), notes=[f"confidence threshold h = {ctx.confidence}"])
 
 
@@ -144,7 +175,11 @@ def _fig1_run(sel: RunSelection) -> int:
     raise MissingDataError(f"fig1 needs an IFGS (ce-sign) run: run {sel.hint('ce-sign', 'equal-multiplier')}")
 
 
-@report("fig1", "Fig. 1: mean softmax of the initial and target class per iteration (IFGS / CE-sign), with S1/S2/S3", "figure")
+@report(
+    "fig1",
+    "Fig. 1: mean softmax of the initial and target class per iteration (IFGS / CE-sign), with S1/S2/S3",
+    "figure",
+)
 def fig1(ctx: Context) -> ReportOutput:
     run_id = _fig1_run(ctx.selection)
     means = ctx.query("trajectory_means", runs=[run_id])
@@ -159,8 +194,14 @@ def fig1(ctx: Context) -> ReportOutput:
     a.set_ylim(-0.02, 1.02)
     a.legend(loc="center right")
     a.set_title(f"(a) CE-sign, {MODE_LABELS[ctx.selection.info[run_id]['mode']]} (run {run_id})", fontsize=9)
-    b.stackplot(s["iteration"], s["s1"], s["s2"], s["s3"], colors=["#c6dbef", "#fdd0a2", "#c7e9c0"],
-                labels=[f"S1 (other class ≥ {ctx.confidence})", "S2 (no class ≥ h)", f"S3 (target ≥ {ctx.confidence})"])
+    b.stackplot(
+        s["iteration"],
+        s["s1"],
+        s["s2"],
+        s["s3"],
+        colors=["#c6dbef", "#fdd0a2", "#c7e9c0"],
+        labels=[f"S1 (other class ≥ {ctx.confidence})", "S2 (no class ≥ h)", f"S3 (target ≥ {ctx.confidence})"],
+    )
     b.set_ylabel("share of images")
     b.set_xlabel("iteration")
     b.set_ylim(0, 1)
@@ -191,22 +232,33 @@ def _fig_mode(ctx: Context, mode: str, name: str) -> ReportOutput:
         a.plot(d["iteration"], d["p_init"], color=COLORS[loss], ls="--", lw=1, label=f"{LABELS[loss]} $s_y$")
         b.plot(d["iteration"], d["z_target"], color=COLORS[loss], label=f"{LABELS[loss]} $z_t$")
         b.plot(d["iteration"], d["z_init"], color=COLORS[loss], ls="--", lw=1, label=f"{LABELS[loss]} $z_y$")
-    a.set(xlabel="iteration", ylabel="mean softmax probability", title="(a) softmax of initial (--) and target (—) class")
+    a.set(
+        xlabel="iteration", ylabel="mean softmax probability", title="(a) softmax of initial (--) and target (—) class"
+    )
     b.set(xlabel="iteration", ylabel="mean logit", title="(b) logit of initial (--) and target (—) class")
     a.legend(ncol=2, fontsize=7)
     b.legend(ncol=2, fontsize=7)
     labels = [LABELS[loss] for loss in runs]
     for ax, col, norm in ((c1, "success_l1", "L1"), (c2, "success_l2", "L2")):
         values = [p.get(r, {}).get(col, np.array([])) for r in runs.values()]
-        bp = ax.boxplot([v if len(v) else [np.nan] for v in values], tick_labels=labels, patch_artist=True, showfliers=True,
-                        flierprops={"markersize": 2})
-        for patch, loss in zip(bp["boxes"], runs):
+        bp = ax.boxplot(
+            [v if len(v) else [np.nan] for v in values],
+            tick_labels=labels,
+            patch_artist=True,
+            showfliers=True,
+            flierprops={"markersize": 2},
+        )
+        for patch, loss in zip(bp["boxes"], runs, strict=True):
             patch.set_facecolor(COLORS[loss])
             patch.set_alpha(0.5)
         ax.set(ylabel=f"{norm} of $x' - x$", title=f"(c) {norm} perturbation at the first iteration classified as $t$")
-    fig.suptitle(f"{MODE_LABELS[mode].capitalize()} — {ctx.selection.classifier} on {ctx.selection.dataset}", fontsize=10)
+    fig.suptitle(
+        f"{MODE_LABELS[mode].capitalize()} — {ctx.selection.classifier} on {ctx.selection.dataset}", fontsize=10
+    )
     fig.tight_layout()
-    return ReportOutput({"trajectory_means": means, "success_perturbation": pert}, figure=fig, notes=_missing_notes(ctx.selection, mode))
+    return ReportOutput(
+        {"trajectory_means": means, "success_perturbation": pert}, figure=fig, notes=_missing_notes(ctx.selection, mode)
+    )
 
 
 @report("fig2", "Fig. 2: equal multiplier — softmax, logits and perturbation at success, per source", "figure")
@@ -235,14 +287,31 @@ def fig4(ctx: Context) -> ReportOutput:
             continue
         last = d["iteration"] < d["iteration"].max()  # the last row has no step
         # exact zeros (m-logit with κ = 0 after success) cannot sit on a log axis: the line ends there
-        a.plot(d["iteration"][last], np.where(d["step_l2"][last] > 0, d["step_l2"][last], np.nan), color=COLORS[loss], label=LABELS[loss])
+        a.plot(
+            d["iteration"][last],
+            np.where(d["step_l2"][last] > 0, d["step_l2"][last], np.nan),
+            color=COLORS[loss],
+            label=LABELS[loss],
+        )
         b.plot(d["iteration"], np.where(d["grad_l2"] > 0, d["grad_l2"], np.nan), color=COLORS[loss], label=LABELS[loss])
-    a.set(yscale="log", xlabel="iteration", ylabel=r"mean $\|x_{n+1} - x_n\|_2$", title="(a) perturbation added per iteration")
-    b.set(yscale="log", xlabel="iteration", ylabel=r"mean $\|\nabla_x \mathrm{loss}\|_2$", title="(b) gradient of the source's loss")
+    a.set(
+        yscale="log",
+        xlabel="iteration",
+        ylabel=r"mean $\|x_{n+1} - x_n\|_2$",
+        title="(a) perturbation added per iteration",
+    )
+    b.set(
+        yscale="log",
+        xlabel="iteration",
+        ylabel=r"mean $\|\nabla_x \mathrm{loss}\|_2$",
+        title="(b) gradient of the source's loss",
+    )
     a.legend()
     b.legend()
     fig.tight_layout()
-    return ReportOutput({"trajectory_means": means}, figure=fig, notes=_missing_notes(ctx.selection, "equal-multiplier"))
+    return ReportOutput(
+        {"trajectory_means": means}, figure=fig, notes=_missing_notes(ctx.selection, "equal-multiplier")
+    )
 
 
 # --- Fig. 5 ------------------------------------------------------------------------------------
@@ -261,7 +330,7 @@ def _genuine(rows: list[dict]) -> dict[int, np.ndarray]:
         raise MissingDataError(f"fig5 cannot reload images of a {first['dataset_kind']} dataset")
     ids = sorted({r["image_id"]: r["idx"] for r in rows}.items())
     arrays = ds.load_array([idx for _, idx in ids])
-    return {image_id: arr for (image_id, _), arr in zip(ids, arrays)}
+    return {image_id: arr for (image_id, _), arr in zip(ids, arrays, strict=True)}
 
 
 @report("fig5", "Fig. 5: example perturbations x' − x per source, from the stored adversarial images", "figure")
@@ -273,7 +342,9 @@ def fig5(ctx: Context) -> ReportOutput:
     data = ctx.query("examples", runs=list(runs.values()), k=ctx.examples)
     rows = data.to_pylist()
     if not rows:
-        raise MissingDataError("fig5 needs adversarial image files of the same images from each source: run the attacks with --save-images")
+        raise MissingDataError(
+            "fig5 needs adversarial image files of the same images from each source: run the attacks with --save-images"
+        )
     genuine = _genuine(rows)
     root = ctx.session.location.artifacts_dir
     by_image: dict[int, dict[int, dict]] = {}
@@ -286,14 +357,24 @@ def fig5(ctx: Context) -> ReportOutput:
         x = genuine[image_id]
         show = x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
         axes[i, 0].imshow(show, cmap="gray" if x.shape[0] == 1 else None, vmin=0, vmax=1)
-        axes[i, 0].set_title(f"genuine (y={next(iter(per_run.values()))['label']})" if i == 0 else f"y={next(iter(per_run.values()))['label']}", fontsize=7)
+        axes[i, 0].set_title(
+            f"genuine (y={next(iter(per_run.values()))['label']})"
+            if i == 0
+            else f"y={next(iter(per_run.values()))['label']}",
+            fontsize=7,
+        )
         for j, (loss, run_id) in enumerate(runs.items(), start=1):
             r = per_run[run_id]
             adv = artifacts.load(root / r["path"], expected_sha256=r["sha256"])
             d = adv - x
             scale = float(np.abs(d).max()) or 1.0
             vis = 0.5 + d / (2 * scale)  # 0 → grey; rescaled per image for display
-            axes[i, j].imshow(vis[0] if vis.shape[0] == 1 else vis.transpose(1, 2, 0), cmap="seismic" if vis.shape[0] == 1 else None, vmin=0, vmax=1)
+            axes[i, j].imshow(
+                vis[0] if vis.shape[0] == 1 else vis.transpose(1, 2, 0),
+                cmap="seismic" if vis.shape[0] == 1 else None,
+                vmin=0,
+                vmax=1,
+            )
             axes[i, j].set_title(f"{LABELS[loss]} (t={r['target']}, L2={np.linalg.norm(d):.2f})", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
@@ -309,7 +390,12 @@ def fig5(ctx: Context) -> ReportOutput:
 ARCH_ORDER = ["alexnet", "resnet18", "vgg16", "resnet34", "resnet152"]
 
 
-GROUP_NAMES = {**LABELS, "adversarial": "Adversarial examples", "genuine": "Genuine images", "overall": "Overall accuracy"}
+GROUP_NAMES = {
+    **LABELS,
+    "adversarial": "Adversarial examples",
+    "genuine": "Genuine images",
+    "overall": "Overall accuracy",
+}
 
 
 def _accuracy_pivot(rows: list[dict], row_key: str, tail: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
@@ -319,7 +405,9 @@ def _accuracy_pivot(rows: list[dict], row_key: str, tail: tuple[str, ...] = ()) 
     cells = {(r[row_key], r["arch"]): r["accuracy"] for r in rows}
     present = {k[0] for k in cells}
     order = [g for g in (*SOURCES, *FULL_ATTACKS, *tail) if g in present]
-    table = [[GROUP_NAMES.get(g, g)] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in columns] for g in order]
+    table = [
+        [GROUP_NAMES.get(g, g)] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in columns] for g in order
+    ]
     return ["Attack", *columns], table
 
 
@@ -327,7 +415,9 @@ def _accuracy_pivot(rows: list[dict], row_key: str, tail: tuple[str, ...] = ()) 
 def table2(ctx: Context) -> ReportOutput:
     data = ctx.query("table2")
     if not data.num_rows:
-        raise MissingDataError("table2 needs single-source detector runs: run `advdb retrain --arch ARCH --sources RUN` for each source")
+        raise MissingDataError(
+            "table2 needs single-source detector runs: run `advdb retrain --arch ARCH --sources RUN` for each source"
+        )
     return ReportOutput({"table2": data}, _accuracy_pivot(data.to_pylist(), "source"))
 
 
@@ -335,11 +425,19 @@ def table2(ctx: Context) -> ReportOutput:
 def table3(ctx: Context) -> ReportOutput:
     data = ctx.query("table3")
     if not data.num_rows:
-        raise MissingDataError("table3 needs an all-sources detector run: run `advdb retrain --arch ARCH --sources RUN,RUN,…`")
-    return ReportOutput({"table3": data}, _accuracy_pivot(data.to_pylist(), "group", ("adversarial", "genuine", "overall")))
+        raise MissingDataError(
+            "table3 needs an all-sources detector run: run `advdb retrain --arch ARCH --sources RUN,RUN,…`"
+        )
+    return ReportOutput(
+        {"table3": data}, _accuracy_pivot(data.to_pylist(), "group", ("adversarial", "genuine", "overall"))
+    )
 
 
-@report("fig6", "Fig. 6: the 2-D circles experiment — size of each source's perturbation over the plane (white: decision boundary)", "figure")
+@report(
+    "fig6",
+    "Fig. 6: the 2-D circles experiment — size of each source's perturbation over the plane (white: decision boundary)",
+    "figure",
+)
 def fig6(ctx: Context) -> ReportOutput:
     data = ctx.query("fig6")
     if not data.num_rows:
@@ -348,7 +446,7 @@ def fig6(ctx: Context) -> ReportOutput:
     losses = [loss for loss in SOURCES if loss in set(cols["loss"])]
     plt = _plt()
     fig, axes = plt.subplots(1, len(losses), figsize=(3.2 * len(losses), 3.2), squeeze=False)
-    for ax, loss in zip(axes[0], losses):
+    for ax, loss in zip(axes[0], losses, strict=True):
         m = cols["loss"] == loss
         nx, ny = int(cols["ix"][m].max()) + 1, int(cols["iy"][m].max()) + 1
         grid = np.full((ny, nx), np.nan)
@@ -374,7 +472,9 @@ def get_report(name: str) -> Report:
     return REPORTS[name]
 
 
-def build(session: QuerySession, name: str, *, runs: list[int] | None = None, confidence: float = 0.9, examples: int = 4) -> ReportOutput:
+def build(
+    session: QuerySession, name: str, *, runs: list[int] | None = None, confidence: float = 0.9, examples: int = 4
+) -> ReportOutput:
     """Build one report's data (and figure) over an open session."""
     if not 0 < confidence < 1:
         raise ConfigError(f"--confidence must lie between 0 and 1, got {confidence}")
@@ -384,7 +484,9 @@ def build(session: QuerySession, name: str, *, runs: list[int] | None = None, co
     return rep.build(Context(session, select_runs(session, runs), confidence, examples))
 
 
-def report_data(name: str, *, db: str | None = None, runs: list[int] | None = None, confidence: float = 0.9) -> dict[str, pa.Table]:
+def report_data(
+    name: str, *, db: str | None = None, runs: list[int] | None = None, confidence: float = 0.9
+) -> dict[str, pa.Table]:
     """A report's data as Arrow tables (``.to_pandas()`` for DataFrames), for notebooks."""
     from advdb.analytics.query import checked_location
 
@@ -400,7 +502,9 @@ def write_report(out: ReportOutput, name: str, out_dir: Path) -> list[Path]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create the report folder {out_dir}: {exc.strerror or exc}: give another --out") from None
+        raise ConfigError(
+            f"cannot create the report folder {out_dir}: {exc.strerror or exc}: give another --out"
+        ) from None
     files: list[Path] = []
     if out.display is not None:
         cols, rows = out.display
@@ -419,4 +523,3 @@ def default_out_dir(location: StoreLocation) -> Path:
     if location.sqlite_path is not None:
         return location.sqlite_path.parent / "reports"
     return Path.cwd() / "reports"
-

@@ -25,7 +25,13 @@ class RunSelection:
     info: dict[int, dict] = field(default_factory=dict)
 
     def ids(self, mode: str | None = None) -> list[int]:
-        return [r for (loss, m), r in sorted(self.runs.items(), key=lambda kv: (kv[0][1], SOURCES.index(kv[0][0]) if kv[0][0] in SOURCES else 9)) if mode in (None, m)]
+        return [
+            r
+            for (loss, m), r in sorted(
+                self.runs.items(), key=lambda kv: (kv[0][1], SOURCES.index(kv[0][0]) if kv[0][0] in SOURCES else 9)
+            )
+            if mode in (None, m)
+        ]
 
     def by_mode(self, mode: str) -> dict[str, int]:
         """loss → run id for one mode, in the paper's source order."""
@@ -62,7 +68,10 @@ def select_runs(session: QuerySession, runs: list[int] | None = None) -> RunSele
         chosen = sorted((known[r] for r in runs), key=lambda r: r["run_id"])
         for r in chosen:
             if r["loss"] is None or r["mode"] is None:
-                raise NotFoundError(f"run {r['run_id']} ({r['attack']}) has no loss source × mode: reports compare --attack unified runs")
+                raise NotFoundError(
+                    f"run {r['run_id']} ({r['attack']}) has no loss source × mode: reports compare --attack unified "
+                    "runs"
+                )
             sel.runs[(r["loss"], r["mode"])] = r["run_id"]
             sel.info[r["run_id"]] = r
         sel.classifier, sel.dataset = chosen[-1]["classifier"], chosen[-1]["dataset"]

@@ -16,5 +16,21 @@ from advdb.attacks.sources import Source, create_source, list_sources
 from advdb.attacks.stats import STAT_COLUMNS
 from advdb.attacks.unified import UnifiedAttack
 
-__all__ = ["IFGS", "LBFGS", "STAT_COLUMNS", "Attack", "BatchOutcome", "CarliniWagnerL2", "Source", "UnifiedAttack",
-           "create_attack", "create_source", "cw", "ifgs", "lbfgs", "list_attacks", "list_sources", "unified"]
+__all__ = [
+    "IFGS",
+    "LBFGS",
+    "STAT_COLUMNS",
+    "Attack",
+    "BatchOutcome",
+    "CarliniWagnerL2",
+    "Source",
+    "UnifiedAttack",
+    "create_attack",
+    "create_source",
+    "cw",
+    "ifgs",
+    "lbfgs",
+    "list_attacks",
+    "list_sources",
+    "unified",
+]

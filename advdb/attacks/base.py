@@ -66,7 +66,9 @@ class Attack(ABC):
         unified iteration and IFGS, search steps × iterations per step for CW and L-BFGS."""
 
     @abstractmethod
-    def run(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int) -> BatchOutcome:
+    def run(
+        self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int
+    ) -> BatchOutcome:
         """Attack one batch: ``x0`` in [0, 1], labels ``y`` and targets ``t``, all on the model's device."""
 
     def to_dict(self) -> dict[str, Any]:

@@ -53,7 +53,9 @@ class CarliniWagnerL2(Attack):
     def budget(self) -> int:
         return self.search_steps * self.max_iterations
 
-    def run(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int) -> BatchOutcome:
+    def run(
+        self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int
+    ) -> BatchOutcome:
         timer = Timer(x0.device)
         buf = StatsBuffer(self.budget(), x0.shape[0], x0.device)
         steps = np.zeros(self.budget(), dtype=np.int16)
@@ -69,9 +71,19 @@ class CarliniWagnerL2(Attack):
             search.advance(succeeded, grow_on_fail=True)
         return search_outcome(best, buf, steps, row, timer)
 
-    def _search_step(self, model: nn.Module, x0: torch.Tensor, w0: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
-                     c: torch.Tensor, best: BestImages, buf: StatsBuffer, row: int,
-                     mask: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def _search_step(
+        self,
+        model: nn.Module,
+        x0: torch.Tensor,
+        w0: torch.Tensor,
+        y: torch.Tensor,
+        t: torch.Tensor,
+        c: torch.Tensor,
+        best: BestImages,
+        buf: StatsBuffer,
+        row: int,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, int]:
         """Adam on ``w`` for one value of ``c``, from row ``row``; returns who succeeded and the next row."""
         source = MarginLogit(kappa=self.kappa)
         w = w0.clone().requires_grad_(True)

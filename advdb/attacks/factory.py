@@ -6,7 +6,8 @@ when :mod:`advdb.attacks` imports it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from advdb.attacks.base import Attack
 from advdb.registry import Registry

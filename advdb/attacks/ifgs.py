@@ -33,11 +33,20 @@ class IFGS(Attack):
         self.unified()  # validates
 
     def unified(self) -> UnifiedAttack:
-        return UnifiedAttack(loss="ce-sign", mode="equal-multiplier", iterations=self.iterations, alpha=self.alpha,
-                             epsilon=self.epsilon, early_stop=self.early_stop, check_every=self.check_every)
+        return UnifiedAttack(
+            loss="ce-sign",
+            mode="equal-multiplier",
+            iterations=self.iterations,
+            alpha=self.alpha,
+            epsilon=self.epsilon,
+            early_stop=self.early_stop,
+            check_every=self.check_every,
+        )
 
     def budget(self) -> int:
         return self.iterations
 
-    def run(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int) -> BatchOutcome:
+    def run(
+        self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int
+    ) -> BatchOutcome:
         return self.unified().run(model, x0, y, t, num_classes=num_classes)

@@ -30,7 +30,8 @@ OVERSHOOT = 25  # L-BFGS-B may evaluate a few more times than maxfun per search 
 @register_attack("lbfgs", "box-constrained L-BFGS (Szegedy et al.): c·‖r‖₂ + CE with SciPy L-BFGS-B, search over c")
 @dataclass(frozen=True, kw_only=True)
 class LBFGS(Attack):
-    """``search_steps`` values of ``c`` from ``c_init``; SciPy limits per step: ``max_iterations``, ``max_evaluations``."""
+    """``search_steps`` values of ``c`` from ``c_init``; SciPy's limits per search step:
+    ``max_iterations``, ``max_evaluations``."""
 
     loss = "ce"
     option_aliases = {"iterations": "max_iterations"}
@@ -48,7 +49,9 @@ class LBFGS(Attack):
     def budget(self) -> int:
         return self.search_steps * self.max_evaluations
 
-    def run(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int) -> BatchOutcome:
+    def run(
+        self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int
+    ) -> BatchOutcome:
         from scipy.optimize import minimize
 
         timer = Timer(x0.device)
@@ -57,8 +60,14 @@ class LBFGS(Attack):
         bounds = list(zip((-x0d).tolist(), (1 - x0d).tolist(), strict=True))
         for s in range(self.search_steps):
             objective.begin_step(s)
-            minimize(objective, np.zeros_like(x0d), jac=True, method="L-BFGS-B", bounds=bounds,
-                     options={"maxiter": self.max_iterations, "maxfun": self.max_evaluations})
+            minimize(
+                objective,
+                np.zeros_like(x0d),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": self.max_iterations, "maxfun": self.max_evaluations},
+            )
             objective.search.advance(objective.succeeded, grow_on_fail=False)
         return search_outcome(objective.best, objective.buf, objective.steps, objective.row, timer)
 
@@ -66,8 +75,9 @@ class LBFGS(Attack):
 class _Objective:
     """SciPy's objective and gradient for the whole batch (separable per image), recording each evaluation."""
 
-    def __init__(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, attack: LBFGS,
-                 num_classes: int) -> None:
+    def __init__(
+        self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, attack: LBFGS, num_classes: int
+    ) -> None:
         self.model, self.x0, self.y, self.t = model, x0, y, t
         self.rows_max = attack.search_steps * (attack.max_evaluations + OVERSHOOT)
         self.buf = StatsBuffer(self.rows_max, x0.shape[0], x0.device)

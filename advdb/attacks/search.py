@@ -40,8 +40,9 @@ class SearchState:
         self.c, self.lo, self.hi = next_c(self.c, self.lo, self.hi, succeeded, grow_on_fail=grow_on_fail)
 
 
-def next_c(c: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, succeeded: torch.Tensor, *,
-           grow_on_fail: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def next_c(
+    c: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, succeeded: torch.Tensor, *, grow_on_fail: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of the per-image search over ``c`` (no host sync).
 
     ``grow_on_fail``: CW (a larger c makes success easier) grows c ×10 on failure; L-BFGS

@@ -11,8 +11,19 @@ from __future__ import annotations
 import torch
 
 STAT_COLUMNS: tuple[str, ...] = (
-    "pred", "p_init", "p_target", "p_other", "z_init", "z_target", "z_other",
-    "loss", "grad_l2", "step_l2", "l1", "l2", "linf",
+    "pred",
+    "p_init",
+    "p_target",
+    "p_other",
+    "z_init",
+    "z_target",
+    "z_other",
+    "loss",
+    "grad_l2",
+    "step_l2",
+    "l1",
+    "l2",
+    "linf",
 )
 COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
 K = len(STAT_COLUMNS)
@@ -48,9 +59,19 @@ class StatsBuffer:
         g = grad.flatten(1).norm(dim=1) if grad is not None else torch.zeros_like(z_other)
         row = torch.stack(
             (
-                z.argmax(1).float(), py[:, 0], py[:, 1], p_other, zy[:, 0], zy[:, 1], z_other,
-                loss.detach().float(), g, torch.zeros_like(g),
-                d.abs().sum(1), d.norm(dim=1), d.abs().amax(1),
+                z.argmax(1).float(),
+                py[:, 0],
+                py[:, 1],
+                p_other,
+                zy[:, 0],
+                zy[:, 1],
+                z_other,
+                loss.detach().float(),
+                g,
+                torch.zeros_like(g),
+                d.abs().sum(1),
+                d.norm(dim=1),
+                d.abs().amax(1),
             ),
             1,
         )
@@ -60,7 +81,7 @@ class StatsBuffer:
     def record_step(self, n: int, step: torch.Tensor) -> None:
         self.data[n, :, COL["step_l2"]] = step.flatten(1).norm(dim=1)
 
-    def host(self) -> "torch.Tensor":
+    def host(self) -> torch.Tensor:
         """The used rows, copied to the host once."""
         return self.data[: self.rows_used].cpu()
 

@@ -44,7 +44,9 @@ def summarise(stats: np.ndarray, y: np.ndarray, t: np.ndarray) -> dict[str, np.n
     }
 
 
-def trajectory_columns(stats: np.ndarray, image_ids: np.ndarray, search_step: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def trajectory_columns(
+    stats: np.ndarray, image_ids: np.ndarray, search_step: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Trajectory columns in key order (image, iteration) from [R, B, K] statistics."""
     R, B, _ = stats.shape
     by_col = np.ascontiguousarray(stats.transpose(2, 1, 0))  # [K, B, R]

@@ -38,10 +38,13 @@ def default_tau(norm: float, dim: int) -> float:
 
 
 def _p_norm(v: torch.Tensor, p: float) -> torch.Tensor:
-    return torch.linalg.vector_norm(v.flatten(1), ord=p, dim=1)
+    norm: torch.Tensor = torch.linalg.vector_norm(v.flatten(1), ord=p, dim=1)
+    return norm
 
 
-@register_attack("unified", "the paper's unified iteration with one loss source (ce, ce-sign, logit, m-logit), either mode")
+@register_attack(
+    "unified", "the paper's unified iteration with one loss source (ce, ce-sign, logit, m-logit), either mode"
+)
 @dataclass(frozen=True, kw_only=True)
 class UnifiedAttack(Attack):
     """The unified iteration with source ``loss`` and step rule ``mode`` for ``iterations`` = T steps.
@@ -103,13 +106,17 @@ class UnifiedAttack(Attack):
         a = torch.where(size > 0, tau / size.clamp_min(torch.finfo(size.dtype).tiny), torch.zeros_like(size))
         return a.view(-1, *([1] * (P.dim() - 1))) * P
 
-    def run(self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int) -> BatchOutcome:
+    def run(
+        self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int
+    ) -> BatchOutcome:
         timer = Timer(x0.device)
         T, source = self.iterations, self.source
         buf = StatsBuffer(T + 1, x0.shape[0], x0.device)
         mask = yt_mask(num_classes, y, t)
         tau = self.resolved_tau(x0[0].numel())
-        lo, hi = ((x0 - self.epsilon).clamp_(min=0.0), (x0 + self.epsilon).clamp_(max=1.0)) if self.epsilon else (None, None)
+        lo, hi = (
+            ((x0 - self.epsilon).clamp_(min=0.0), (x0 + self.epsilon).clamp_(max=1.0)) if self.epsilon else (None, None)
+        )
         x = x0.clone()
         for n in range(T + 1):
             x.requires_grad_(True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,14 +45,14 @@ class ImageDataset(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """Images at ``indices`` as a float32 array [B, C, H, W] in [0, 1].
 
         Uses numpy only, no torch op, so it can run in a prefetch thread without waking a
         second OpenMP thread pool that would compete with the attack for the cores.
         """
 
-    def load(self, indices: Sequence[int]) -> "torch.Tensor":
+    def load(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
         """Images at ``indices`` as a float32 tensor [B, C, H, W] in [0, 1] (on the CPU)."""
         import torch
 

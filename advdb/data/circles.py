@@ -9,7 +9,7 @@ label 1 the inner ring (the attacks' target).
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +26,9 @@ def to_pixels(points: np.ndarray) -> np.ndarray:
 class Circles(ImageDataset):
     kind = "circles"
 
-    def __init__(self, *, n: int = 1000, noise: float = 0.05, factor: float = 0.5, seed: int = 0, split: str = "test") -> None:
+    def __init__(
+        self, *, n: int = 1000, noise: float = 0.05, factor: float = 0.5, seed: int = 0, split: str = "test"
+    ) -> None:
         from sklearn.datasets import make_circles
 
         # the training half and the test half come from one seeded draw
@@ -57,5 +59,5 @@ class Circles(ImageDataset):
     def __len__(self) -> int:
         return len(self._y)
 
-    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         return to_pixels(self.points[np.asarray(indices, dtype=np.int64)])[:, :, None, None]

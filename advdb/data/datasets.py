@@ -26,7 +26,9 @@ def _digits_train(**_: Any) -> ImageDataset:
 
 
 @DATASETS.register("imagefolder", "a local ROOT/<class>/<image> folder (e.g. ImageNet validation), needs --data-dir")
-def _imagefolder(*, data_dir: str | None = None, image_size: int = 224, resize: int | None = None, **_: Any) -> ImageDataset:
+def _imagefolder(
+    *, data_dir: str | None = None, image_size: int = 224, resize: int | None = None, **_: Any
+) -> ImageDataset:
     from advdb.data.imagefolder import ImageFolder
 
     if not data_dir:
@@ -35,7 +37,9 @@ def _imagefolder(*, data_dir: str | None = None, image_size: int = 224, resize: 
 
 
 @DATASETS.register("synthetic", "random images of --image-shape, labelled by the classifier (throughput benchmarks)")
-def _synthetic(*, image_shape: tuple[int, int, int] = (3, 224, 224), n_synthetic: int = 1024, seed: int = 0, **_: Any) -> ImageDataset:
+def _synthetic(
+    *, image_shape: tuple[int, int, int] = (3, 224, 224), n_synthetic: int = 1024, seed: int = 0, **_: Any
+) -> ImageDataset:
     from advdb.data.synthetic import Synthetic
 
     return Synthetic(shape=image_shape, n=n_synthetic, seed=seed)

@@ -7,8 +7,8 @@ the built-in CNN) and ``digits`` (held out: the images attacks run on).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -61,5 +61,5 @@ class Digits(ImageDataset):
     def __len__(self) -> int:
         return len(self._y)
 
-    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         return self._x[np.asarray(indices, dtype=np.int64)]

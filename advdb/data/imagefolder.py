@@ -8,9 +8,9 @@ expect (256 → 224 for ImageNet models) and returned in pixel space [0, 1].
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -23,7 +23,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tif
 class ImageFolder(ImageDataset):
     kind = "imagefolder"
 
-    def __init__(self, root: str | Path, *, resize: int = 256, crop: int = 224, channels: int = 3, workers: int = 8) -> None:
+    def __init__(
+        self, root: str | Path, *, resize: int = 256, crop: int = 224, channels: int = 3, workers: int = 8
+    ) -> None:
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DataError(f"dataset folder {root} does not exist: pass --data-dir ROOT with one sub-folder per class")
@@ -40,7 +42,8 @@ class ImageFolder(ImageDataset):
         if not files:
             raise DataError(f"dataset folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.name = root.name
-        self.root = str(root.resolve())
+        self._root = root.resolve()
+        self.root = str(self._root)
         self.split = None
         self.classes = classes
         self._files = files
@@ -63,7 +66,7 @@ class ImageFolder(ImageDataset):
     @property
     def fingerprint(self) -> str:
         h = hashlib.sha256(f"{self._resize}:{self._crop}:{self._channels}".encode())
-        root = Path(self.root)
+        root = self._root
         for f in self._files:
             h.update(f.encode())
             h.update(str((root / f).stat().st_size).encode())
@@ -79,14 +82,14 @@ class ImageFolder(ImageDataset):
         """Resize the shorter side to ``resize`` (bilinear, antialiased), centre-crop ``crop``."""
         from PIL import Image, UnidentifiedImageError
 
-        path = Path(self.root) / self._files[i]
+        path = self._root / self._files[i]
         try:
             with Image.open(path) as im:
                 im = im.convert("RGB" if self._channels == 3 else "L")
                 w, h = im.size
                 scale = self._resize / min(w, h)
                 nw, nh = max(self._crop, round(w * scale)), max(self._crop, round(h * scale))
-                im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+                im = im.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
                 left, top = (nw - self._crop) // 2, (nh - self._crop) // 2
                 im = im.crop((left, top, left + self._crop, top + self._crop))
                 arr = np.asarray(im, dtype=np.float32) / 255.0
@@ -94,9 +97,11 @@ class ImageFolder(ImageDataset):
         except FileNotFoundError:
             raise DataError(f"image file {path} is missing: restore it or rebuild the dataset folder") from None
         except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"image file {path} cannot be read ({exc.__class__.__name__}): replace or remove it") from None
+            raise DataError(
+                f"image file {path} cannot be read ({exc.__class__.__name__}): replace or remove it"
+            ) from None
 
-    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         if len(indices) <= 2:
             return np.stack([self._load_one(int(i)) for i in indices])
         with ThreadPoolExecutor(max_workers=self._workers) as pool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class Synthetic(ImageDataset):
     def __len__(self) -> int:
         return self._n
 
-    def load_array(self, indices: Sequence[int]) -> np.ndarray:
+    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         out = np.empty((len(indices), *self._shape), dtype=np.float32)
         for k, i in enumerate(indices):
             out[k] = np.random.default_rng([self._seed, int(i)]).random(self._shape, dtype=np.float32)

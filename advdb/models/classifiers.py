@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from advdb.errors import ConfigError, DataError
 from advdb.artifacts import sha256_of as sha256_file
+from advdb.errors import ConfigError, DataError
 from advdb.models.wrapper import PixelSpaceClassifier
 from advdb.registry import Registry
 
@@ -41,13 +41,16 @@ class LoadedClassifier:
     def normalization(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
 
-    def to(self, device: torch.device) -> "LoadedClassifier":
+    def to(self, device: torch.device) -> LoadedClassifier:
         self.module = self.module.to(device)
         return self
 
 
 def load_state_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a ``torch.save`` file (``weights_only``); anything else is one DataError line, torch's warnings silenced."""
+    """A state dict from a ``torch.save`` file (``weights_only``).
+
+    Anything else is one DataError line, with torch's warnings silenced.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. torch's multi-line note on a foreign pickle protocol
@@ -55,7 +58,9 @@ def load_state_file(path: Path) -> dict[str, torch.Tensor]:
     except DataError as exc:
         raise DataError(f"weights file {path}: {exc}") from None
     except Exception as exc:  # corrupt zip, pickle refused by weights_only, truncated file …
-        raise DataError(f"weights file {path} cannot be loaded ({type(exc).__name__}): is it a torch.save state dict?") from None
+        raise DataError(
+            f"weights file {path} cannot be loaded ({type(exc).__name__}): is it a torch.save state dict?"
+        ) from None
 
 
 def load_state_into(net: torch.nn.Module, state: dict, path: Path, arch: str) -> None:
@@ -64,8 +69,10 @@ def load_state_into(net: torch.nn.Module, state: dict, path: Path, arch: str) ->
     missing, unexpected = sorted(want - have), sorted(have - want)
     if missing or unexpected:
         example = (missing or unexpected)[0]
-        raise DataError(f"weights file {path} does not fit {arch}: {len(missing)} missing and {len(unexpected)} unexpected "
-                        f"tensors (e.g. {example!r}): give a {arch} state dict")
+        raise DataError(
+            f"weights file {path} does not fit {arch}: {len(missing)} missing and {len(unexpected)} unexpected "
+            f"tensors (e.g. {example!r}): give a {arch} state dict"
+        )
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
@@ -80,10 +87,16 @@ def _digits_cnn(**_: Any) -> LoadedClassifier:
 
     net, meta, path = load_or_train()
     return LoadedClassifier(
-        name="digits-cnn", architecture="digits-cnn",
+        name="digits-cnn",
+        architecture="digits-cnn",
         module=PixelSpaceClassifier(net, meta["mean"], meta["std"]),
-        num_classes=10, input_shape=(1, 8, 8), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
-        weights_source=str(path), weights_sha256=meta["sha256"], test_accuracy=meta["test_accuracy"],
+        num_classes=10,
+        input_shape=(1, 8, 8),
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+        weights_source=str(path),
+        weights_sha256=meta["sha256"],
+        test_accuracy=meta["test_accuracy"],
         default_dataset="digits",
     )
 
@@ -94,10 +107,17 @@ def _circles_mlp(**_: Any) -> LoadedClassifier:
 
     net, meta = train_circles_mlp()
     return LoadedClassifier(
-        name="circles-mlp", architecture="circles-mlp", module=PixelSpaceClassifier(net, meta["mean"], meta["std"]),
-        num_classes=2, input_shape=(2, 1, 1), mean=tuple(meta["mean"]), std=tuple(meta["std"]),
-        weights_source=f"trained:hidden={HIDDEN},epochs={EPOCHS}", weights_sha256=meta["sha256"],
-        test_accuracy=meta["test_accuracy"], default_dataset="circles",
+        name="circles-mlp",
+        architecture="circles-mlp",
+        module=PixelSpaceClassifier(net, meta["mean"], meta["std"]),
+        num_classes=2,
+        input_shape=(2, 1, 1),
+        mean=tuple(meta["mean"]),
+        std=tuple(meta["std"]),
+        weights_source=f"trained:hidden={HIDDEN},epochs={EPOCHS}",
+        weights_sha256=meta["sha256"],
+        test_accuracy=meta["test_accuracy"],
+        default_dataset="circles",
     )
 
 
@@ -123,7 +143,9 @@ def torchvision_cache_file(arch: str) -> Path | None:
     return Path(torch.hub.get_dir()) / "checkpoints" / name
 
 
-def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes: int | None = None, seed: int = 0) -> LoadedClassifier:
+def torchvision_classifier(
+    arch: str, *, weights: str | None = None, num_classes: int | None = None, seed: int = 0
+) -> LoadedClassifier:
     """A torchvision classification architecture with weights from a file or torchvision's cache.
 
     ``weights="random"`` gives a seeded random initialisation (benchmarks and tests).
@@ -131,7 +153,10 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
     import torchvision
 
     if arch not in torchvision.models.list_models(module=torchvision.models):
-        raise ConfigError(f"unknown model {arch!r}: use digits-cnn or a torchvision classification architecture (resnet50, alexnet, vgg16, …)")
+        raise ConfigError(
+            f"unknown model {arch!r}: use digits-cnn or a torchvision classification architecture (resnet50, "
+            "alexnet, vgg16, …)"
+        )
     if weights == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -147,9 +172,15 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
     else:
         path = Path(weights).expanduser() if weights else torchvision_cache_file(arch)
         if path is None:
-            raise DataError(f"no pretrained weights known for {arch}: pass --weights FILE (a state dict saved with torch.save)")
+            raise DataError(
+                f"no pretrained weights known for {arch}: pass --weights FILE (a state dict saved with torch.save)"
+            )
         if not path.exists():
-            where = "" if weights else " (torchvision's cache); download it elsewhere and copy it there, or pass --weights FILE"
+            where = (
+                ""
+                if weights
+                else " (torchvision's cache); download it elsewhere and copy it there, or pass --weights FILE"
+            )
             raise DataError(f"weights file {path} does not exist{where}")
         state = load_state_file(path)
         if num_classes is None:
@@ -160,13 +191,22 @@ def torchvision_classifier(arch: str, *, weights: str | None = None, num_classes
         source, sha = str(path.resolve()), sha256_file(path)
     n_out = num_classes or 1000
     return LoadedClassifier(
-        name=arch, architecture=arch, module=PixelSpaceClassifier(net, IMAGENET_MEAN, IMAGENET_STD),
-        num_classes=n_out, input_shape=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        weights_source=source, weights_sha256=sha, default_dataset="imagefolder",
+        name=arch,
+        architecture=arch,
+        module=PixelSpaceClassifier(net, IMAGENET_MEAN, IMAGENET_STD),
+        num_classes=n_out,
+        input_shape=(3, 224, 224),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        weights_source=source,
+        weights_sha256=sha,
+        default_dataset="imagefolder",
     )
 
 
-def create_classifier(name: str, *, weights: str | None = None, num_classes: int | None = None, seed: int = 0) -> LoadedClassifier:
+def create_classifier(
+    name: str, *, weights: str | None = None, num_classes: int | None = None, seed: int = 0
+) -> LoadedClassifier:
     """Create a classifier by name: ``digits-cnn`` or any torchvision architecture (``resnet50`` …)."""
     if name in CLASSIFIERS:
         if weights not in (None, ""):
@@ -183,4 +223,3 @@ def list_classifiers() -> dict[str, str]:
     for arch in torchvision.models.list_models(module=torchvision.models):
         out[arch] = "torchvision architecture (weights from --weights FILE or torchvision's cache)"
     return out
-

@@ -23,10 +23,18 @@ TRAIN_SEED = 0
 def digits_cnn(num_classes: int = 10, channels: int = 1) -> nn.Module:
     """conv32-conv64-pool-conv128-pool-fc128-fc10 for 8×8 inputs."""
     return nn.Sequential(
-        nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(128 * 2 * 2, 128), nn.ReLU(), nn.Linear(128, num_classes),
+        nn.Conv2d(channels, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128 * 2 * 2, 128),
+        nn.ReLU(),
+        nn.Linear(128, num_classes),
     )
 
 
@@ -64,7 +72,14 @@ def train_digits_cnn() -> tuple[dict[str, torch.Tensor], dict]:
     with torch.no_grad():
         xt = (test.load(range(len(test))) - mean) / std
         acc = float((net(xt).argmax(1).numpy() == test.labels).mean())
-    meta = {"version": VERSION, "mean": [mean], "std": [std], "test_accuracy": acc, "epochs": EPOCHS, "seed": TRAIN_SEED}
+    meta = {
+        "version": VERSION,
+        "mean": [mean],
+        "std": [std],
+        "test_accuracy": acc,
+        "epochs": EPOCHS,
+        "seed": TRAIN_SEED,
+    }
     return net.state_dict(), meta
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -14,6 +14,9 @@ class PixelSpaceClassifier(nn.Module):
     Parameters never require grad; the module is in eval mode, so backward computes the
     input gradient only.
     """
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -27,6 +30,6 @@ class PixelSpaceClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x - self.mean) / self.std)
 
-    def train(self, mode: bool = True) -> "PixelSpaceClassifier":
+    def train(self, mode: bool = True) -> PixelSpaceClassifier:
         # Attacks always need eval behaviour (batch-norm statistics, no dropout).
         return super().train(False)

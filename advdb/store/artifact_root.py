@@ -25,9 +25,9 @@ from pathlib import Path
 from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from advdb.store.location import StoreLocation
 from advdb.errors import ConfigError, StoreError
 from advdb.store.engine import Store
+from advdb.store.location import StoreLocation
 from advdb.store.models import Artifact, StoreSetting
 
 MARKER = ".advdb-store"
@@ -43,7 +43,11 @@ def _set(store: Store, key: str, value: str, *, replace: bool) -> str:
     """Store ``key = value`` (only if absent unless ``replace``); returns the value in force."""
     dialect = postgresql if store.backend == "postgresql" else sqlite
     stmt = dialect.insert(StoreSetting).values(key=key, value=value)
-    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}) if replace else stmt.on_conflict_do_nothing()
+    stmt = (
+        stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+        if replace
+        else stmt.on_conflict_do_nothing()
+    )
     with store.session() as s:
         s.execute(stmt)
     got = _get(store, key)
@@ -116,7 +120,9 @@ def ensure_artifact_root(store: Store) -> Path:
     if recorded_root(store) is None:
         root = artifact_root(store)
         if _read_marker(root) not in (None, store_id(store)):
-            raise StoreError(f"{root} is the artifact root of another advdb store: give this store its own folder ({ENV})")
+            raise StoreError(
+                f"{root} is the artifact root of another advdb store: give this store its own folder ({ENV})"
+            )
         _write_marker(store, root)
         _set(store, "artifact_root", _encode(store.location, root), replace=False)
     root = artifact_root(store)
@@ -131,7 +137,9 @@ def ensure_artifact_root(store: Store) -> Path:
             "or record a new root with `advdb db artifact-root PATH`"
         )
     if found != store_id(store):
-        raise StoreError(f"{root} is the artifact root of another advdb store, not of {store.location.masked}: fix {ENV}")
+        raise StoreError(
+            f"{root} is the artifact root of another advdb store, not of {store.location.masked}: fix {ENV}"
+        )
     if not os.access(root, os.W_OK):
         raise StoreError(f"the artifact root {root} is not writable by this process: fix its permissions")
     return root

@@ -7,7 +7,8 @@ unique key reads the winner's row instead.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import insert, select
@@ -16,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from advdb.store.engine import Store
 from advdb.store.models import Classifier, Dataset, Image
 from advdb.store.records import ClassifierRecord, DatasetRecord, to_record, utcnow
-
 
 T = TypeVar("T")
 
@@ -44,20 +44,51 @@ def register_dataset(
     synthetic: bool = False,
 ) -> tuple[int, np.ndarray]:
     """The dataset's id and its image ids (index order), creating rows on first use."""
-    return _get_or_create(lambda: _register_dataset(store, name=name, kind=kind, fingerprint=fingerprint, labels=labels,
-                                                    image_shape=image_shape, n_classes=n_classes, split=split, root=root,
-                                                    paths=paths, synthetic=synthetic))
+    return _get_or_create(
+        lambda: _register_dataset(
+            store,
+            name=name,
+            kind=kind,
+            fingerprint=fingerprint,
+            labels=labels,
+            image_shape=image_shape,
+            n_classes=n_classes,
+            split=split,
+            root=root,
+            paths=paths,
+            synthetic=synthetic,
+        )
+    )
 
 
-def _register_dataset(store: Store, *, name: str, kind: str, fingerprint: str, labels: np.ndarray, image_shape: Sequence[int],
-                      n_classes: int, split: str | None, root: str | None, paths: Sequence[str] | None,
-                      synthetic: bool) -> tuple[int, np.ndarray]:
+def _register_dataset(
+    store: Store,
+    *,
+    name: str,
+    kind: str,
+    fingerprint: str,
+    labels: np.ndarray,
+    image_shape: Sequence[int],
+    n_classes: int,
+    split: str | None,
+    root: str | None,
+    paths: Sequence[str] | None,
+    synthetic: bool,
+) -> tuple[int, np.ndarray]:
     with store.session() as s:
         ds = s.scalar(select(Dataset).where(Dataset.name == name, Dataset.fingerprint == fingerprint))
         if ds is None:
             ds = Dataset(
-                name=name, kind=kind, split=split, root=root, fingerprint=fingerprint, n_images=len(labels),
-                n_classes=n_classes, image_shape=list(image_shape), synthetic=synthetic, created_at=utcnow(),
+                name=name,
+                kind=kind,
+                split=split,
+                root=root,
+                fingerprint=fingerprint,
+                n_images=len(labels),
+                n_classes=n_classes,
+                image_shape=list(image_shape),
+                synthetic=synthetic,
+                created_at=utcnow(),
             )
             s.add(ds)
             s.flush()
@@ -83,7 +114,9 @@ def register_classifier(store: Store, **fields: Any) -> int:
 def _register_classifier(store: Store, **fields: Any) -> int:
     with store.session() as s:
         c = s.scalar(
-            select(Classifier).where(Classifier.name == fields["name"], Classifier.weights_sha256 == fields["weights_sha256"])
+            select(Classifier).where(
+                Classifier.name == fields["name"], Classifier.weights_sha256 == fields["weights_sha256"]
+            )
         )
         if c is None:
             c = Classifier(created_at=utcnow(), **fields)
@@ -113,4 +146,7 @@ def get_dataset(store: Store, dataset_id: int) -> DatasetRecord | None:
 def image_indices(store: Store, dataset_id: int) -> dict[int, int]:
     """The dataset index of each image id of a dataset."""
     with store.session() as s:
-        return {int(i): int(x) for i, x in s.execute(select(Image.image_id, Image.idx).where(Image.dataset_id == dataset_id))}
+        return {
+            int(i): int(x)
+            for i, x in s.execute(select(Image.image_id, Image.idx).where(Image.dataset_id == dataset_id))
+        }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from advdb.store.models import CircleGrid
@@ -15,6 +16,6 @@ def circle_grid_write(run_id: int, grid: dict[str, dict[str, list[float]]]) -> F
         for loss, cols in grid.items():
             rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
             if rows:
-                s.execute(CircleGrid.__table__.insert(), [{"run_id": run_id, "loss": loss, **r} for r in rows])
+                s.execute(insert(CircleGrid), [{"run_id": run_id, "loss": loss, **r} for r in rows])
 
     return write

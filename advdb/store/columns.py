@@ -7,16 +7,48 @@ from __future__ import annotations
 
 #: The trajectory's measurements of ``xₙ`` (see :class:`advdb.store.models.Trajectory`), all REAL.
 TRAJECTORY_MEASURES: tuple[str, ...] = (
-    "p_init", "p_target", "p_other", "z_init", "z_target", "z_other", "loss", "grad_l2", "step_l2", "l1", "l2", "linf",
+    "p_init",
+    "p_target",
+    "p_other",
+    "z_init",
+    "z_target",
+    "z_other",
+    "loss",
+    "grad_l2",
+    "step_l2",
+    "l1",
+    "l2",
+    "linf",
 )
 #: The trajectory's data columns in table order (``row_id`` is the storage locator, not data).
 TRAJECTORY_COLUMNS: tuple[str, ...] = ("run_id", "image_id", "iteration", "search_step", "pred", *TRAJECTORY_MEASURES)
 
 #: A batch's per-image summary columns (``samples``, beside ``run_id``).
 SAMPLE_COLUMNS: tuple[str, ...] = (
-    "image_id", "batch_index", "label", "target", "p_init", "first_success_iter",
-    "success_l1", "success_l2", "success_linf", "final_pred", "final_p_target",
-    "final_z_target", "final_l1", "final_l2", "final_linf", "n_iterations",
+    "image_id",
+    "batch_index",
+    "label",
+    "target",
+    "p_init",
+    "first_success_iter",
+    "success_l1",
+    "success_l2",
+    "success_linf",
+    "final_pred",
+    "final_p_target",
+    "final_z_target",
+    "final_l1",
+    "final_l2",
+    "final_linf",
+    "n_iterations",
 )
 #: A batch's adversarial image files (``artifacts``, beside ``run_id``).
-ARTIFACT_COLUMNS: tuple[str, ...] = ("image_id", "path", "format", "sha256", "n_bytes", "saved_pred", "still_adversarial")
+ARTIFACT_COLUMNS: tuple[str, ...] = (
+    "image_id",
+    "path",
+    "format",
+    "sha256",
+    "n_bytes",
+    "saved_pred",
+    "still_adversarial",
+)

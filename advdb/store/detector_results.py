@@ -29,8 +29,16 @@ def detector_results(store: Store, run_id: int) -> list[DetectorResultRecord]:
     """A finished detector run's accuracy per group (each source, adversarial, genuine, overall)."""
     with store.session() as s:
         rows = s.scalars(select(DetectorResult).where(DetectorResult.run_id == run_id))
-        return [DetectorResultRecord(group_name=r.group_name, source_run_id=r.source_run_id, n_images=r.n_images,
-                                     accuracy=r.accuracy, epoch=r.epoch) for r in rows]
+        return [
+            DetectorResultRecord(
+                group_name=r.group_name,
+                source_run_id=r.source_run_id,
+                n_images=r.n_images,
+                accuracy=r.accuracy,
+                epoch=r.epoch,
+            )
+            for r in rows
+        ]
 
 
 def results_write(run_id: int, groups: dict[str, tuple[int | None, int, float]], epoch: int) -> FinalWrite:
@@ -38,8 +46,10 @@ def results_write(run_id: int, groups: dict[str, tuple[int | None, int, float]],
 
     def write(s: Session) -> None:
         for name, (source, n, accuracy) in groups.items():
-            s.merge(DetectorResult(run_id=run_id, group_name=name, source_run_id=source, n_images=n, accuracy=accuracy,
-                                   epoch=epoch))
+            s.merge(
+                DetectorResult(
+                    run_id=run_id, group_name=name, source_run_id=source, n_images=n, accuracy=accuracy, epoch=epoch
+                )
+            )
 
     return write
-

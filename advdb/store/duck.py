@@ -14,8 +14,8 @@ import duckdb
 from sqlalchemy.engine import URL
 
 from advdb.config import advdb_home
-from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 from advdb.errors import StoreError
+from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 
 _EXTENSIONS = {"sqlite": "sqlite_scanner", "postgresql": "postgres_scanner"}
 
@@ -29,7 +29,7 @@ def _extension_file(name: str) -> Path:
             "reinstall advdb (pip install advdb)"
         ) from None
     version = duckdb.__version__
-    path = Path(module.__file__).parent / "extensions" / f"v{version}" / f"{name}.duckdb_extension"
+    path = Path(str(module.__file__)).parent / "extensions" / f"v{version}" / f"{name}.duckdb_extension"
     if not path.exists():
         raise StoreError(
             f"duckdb-extension-{name.replace('_', '-')} has no build for duckdb {version}: "
@@ -75,7 +75,9 @@ def libpq_dsn(url: URL) -> str:
     return " ".join(f"{k}={quote(v)}" for k, v in parts.items() if v is not None)
 
 
-def attach_store(con: duckdb.DuckDBPyConnection, location: StoreLocation, *, read_only: bool, alias: str = "store") -> None:
+def attach_store(
+    con: duckdb.DuckDBPyConnection, location: StoreLocation, *, read_only: bool, alias: str = "store"
+) -> None:
     """ATTACH the store to ``con`` under ``alias``."""
     if location.backend == "sqlite":
         target = str(location.sqlite_path).replace("'", "''")

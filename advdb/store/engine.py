@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 from advdb.errors import StoreError
+from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 
 
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API objects
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN IMMEDIATE instead
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA page_size=16384")  # takes effect only when the file is created
@@ -56,7 +56,7 @@ class Store:
 
     location: StoreLocation
     engine: Engine
-    _sessions: sessionmaker = field(init=False, repr=False)
+    _sessions: sessionmaker[Session] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -83,7 +83,7 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -100,4 +100,3 @@ def connect(location: StoreLocation) -> Store:
         engine.dispose()
         raise StoreError(f"cannot connect to the store {location.masked}: {_first_line(exc)}") from None
     return Store(location=location, engine=engine)
-

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from advdb.store.location import StoreLocation
 from advdb.errors import StoreError
-from advdb.store.duck import open_duck
 from advdb.store.columns import ARTIFACT_COLUMNS, SAMPLE_COLUMNS, TRAJECTORY_COLUMNS
+from advdb.store.duck import open_duck
+from advdb.store.location import StoreLocation
 from advdb.store.models import ROW_BLOCK_SIZE, TRAJECTORY_ROW_BLOCKS
 from advdb.store.records import utcnow
 
@@ -38,7 +39,6 @@ LOCK_RETRY_SECONDS = 120.0
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
-
 
 
 def _as_array(values: ArrayLike) -> np.ndarray | pa.Array:
@@ -137,7 +137,7 @@ class Ingestor:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> "Ingestor":
+    def __enter__(self) -> Ingestor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -186,7 +186,7 @@ class Ingestor:
             self._transaction(lambda: self._insert(table, data))
         except duckdb.Error as exc:
             raise StoreError(f"bulk insert into {table} failed: {str(exc).splitlines()[0]}") from None
-        return data.num_rows
+        return int(data.num_rows)
 
     def batch_committed(self, run_id: int, batch_index: int) -> bool:
         row = self.con.execute(
@@ -206,19 +206,29 @@ class Ingestor:
         else:
             sql = f"postgres_query('store', 'SELECT nextval(''{TRAJECTORY_ROW_BLOCKS}'') * {ROW_BLOCK_SIZE}')"
         row = self.con.execute(f"SELECT * FROM {sql}").fetchone()
+        assert row is not None  # a sequence always answers
         return int(row[0])
 
     def commit(self, batch: BatchRecord) -> bool:
         """Commit one batch atomically. Returns False (writing nothing) if it was already committed."""
         cols = {k: batch.trajectory[k] for k in TRAJECTORY_COLUMNS if k != "run_id"}
         if self.location.backend == "sqlite":  # SQLite stores REAL as 8 bytes: hand DuckDB doubles (~5 % faster)
-            cols = {k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v) for k, v in cols.items()}
+            cols = {
+                k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
+                for k, v in cols.items()
+            }
         traj = arrow_table(cols, run_id=batch.run_id)
         samples = arrow_table({k: batch.samples[k] for k in SAMPLE_COLUMNS}, run_id=batch.run_id)
-        problem = check_trajectory_keys(traj.column("image_id").to_numpy(), traj.column("iteration").to_numpy(),
-                                        samples.column("image_id").to_numpy())
+        problem = check_trajectory_keys(
+            traj.column("image_id").to_numpy(),
+            traj.column("iteration").to_numpy(),
+            samples.column("image_id").to_numpy(),
+        )
         if problem is None and traj.num_rows > ROW_BLOCK_SIZE:
-            problem = f"{traj.num_rows:,} trajectory rows, more than a batch may hold ({ROW_BLOCK_SIZE:,}): use a smaller --batch-size"
+            problem = (
+                f"{traj.num_rows:,} trajectory rows, more than a batch may hold ({ROW_BLOCK_SIZE:,}): "
+                "use a smaller --batch-size"
+            )
         if problem is not None:
             raise StoreError(f"batch {batch.batch_index} of run {batch.run_id}: {problem}; nothing was written")
         arts = (
@@ -230,10 +240,19 @@ class Ingestor:
         def body() -> None:
             first_row = self._first_row()
             self.con.execute(
-                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, first_row, attack_seconds, committed_at,"
+                "INSERT INTO store.batches (run_id, batch_index, n_images, n_rows, first_row, attack_seconds, "
+                "committed_at,"
                 " worker_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [batch.run_id, batch.batch_index, batch.n_images, traj.num_rows, first_row,
-                 float(batch.attack_seconds), batch.committed_at, batch.worker_id],
+                [
+                    batch.run_id,
+                    batch.batch_index,
+                    batch.n_images,
+                    traj.num_rows,
+                    first_row,
+                    float(batch.attack_seconds),
+                    batch.committed_at,
+                    batch.worker_id,
+                ],
             )
             row_ids = pa.array(np.arange(first_row, first_row + traj.num_rows, dtype=np.int64))
             self._insert("trajectory", traj.add_column(0, "row_id", row_ids))

@@ -15,8 +15,9 @@ import functools
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -68,8 +69,9 @@ class RunLifecycle:
 
 
 @contextmanager
-def run_lifecycle(store: Store, run_id: int, *, what: str, resume: str | None,
-                  prior_seconds: float = 0.0) -> Iterator[RunLifecycle]:
+def run_lifecycle(
+    store: Store, run_id: int, *, what: str, resume: str | None, prior_seconds: float = 0.0
+) -> Iterator[RunLifecycle]:
     """Mark run ``run_id`` finished, interrupted or failed, whatever the work inside does."""
     started = time.perf_counter()
     life = RunLifecycle()

@@ -46,7 +46,9 @@ def parse_url(url: str) -> URL:
             f"unsupported database {backend!r} in {mask_url(url)!r}: use sqlite:///FILE or postgresql://USER@HOST/DB"
         )
     if backend == "sqlite" and u.database in (None, "", ":memory:"):
-        raise ConfigError("an in-memory SQLite store cannot be shared with DuckDB: give a file, e.g. sqlite:///advdb.db")
+        raise ConfigError(
+            "an in-memory SQLite store cannot be shared with DuckDB: give a file, e.g. sqlite:///advdb.db"
+        )
     return u
 
 
@@ -72,7 +74,7 @@ class StoreLocation:
 
     @property
     def sqlite_path(self) -> Path | None:
-        return Path(self.url.database).resolve() if self.backend == "sqlite" else None
+        return Path(self.url.database or "").resolve() if self.backend == "sqlite" else None
 
     @property
     def masked(self) -> str:
@@ -86,7 +88,7 @@ def resolve_store(url: str | None = None) -> StoreLocation:
     if env_dir:
         artifacts = Path(env_dir)
     elif u.get_backend_name() == "sqlite":
-        db = Path(u.database).resolve()
+        db = Path(u.database or "").resolve()
         artifacts = db.with_name(db.stem + "-artifacts")
     else:
         artifacts = Path.cwd() / "advdb-artifacts"

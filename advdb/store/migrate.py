@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -28,7 +29,9 @@ def alembic_config(store: Store | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     if store is not None:
-        cfg.set_main_option("sqlalchemy.url", store.location.url.render_as_string(hide_password=False).replace("%", "%%"))
+        cfg.set_main_option(
+            "sqlalchemy.url", store.location.url.render_as_string(hide_password=False).replace("%", "%%")
+        )
     return cfg
 
 
@@ -69,8 +72,10 @@ def upgrade(store: Store, revision: str = "head") -> tuple[str | None, str | Non
     """Upgrade the store to ``revision``; returns (before, after)."""
     before = current_revision(store)
     if before is not None and before not in _known_revisions():
-        raise SchemaError(f"the store {store.location.masked} is at revision {before}, newer than this advdb knows "
-                          f"(head {head_revision()}): upgrade advdb")
+        raise SchemaError(
+            f"the store {store.location.masked} is at revision {before}, newer than this advdb knows "
+            f"(head {head_revision()}): upgrade advdb"
+        )
     cfg = alembic_config(store)
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn

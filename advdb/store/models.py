@@ -8,7 +8,7 @@ iteration); it is written in bulk by :mod:`advdb.store.ingest`, never through th
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -59,8 +59,8 @@ class Dataset(Base):
     dataset_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
-    split: Mapped[Optional[str]] = mapped_column(String(32))
-    root: Mapped[Optional[str]] = mapped_column(Text)
+    split: Mapped[str | None] = mapped_column(String(32))
+    root: Mapped[str | None] = mapped_column(Text)
     fingerprint: Mapped[str] = mapped_column(String(64))
     n_images: Mapped[int] = mapped_column(Integer)
     n_classes: Mapped[int] = mapped_column(Integer)
@@ -79,7 +79,7 @@ class Image(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.dataset_id", ondelete="CASCADE"))
     idx: Mapped[int] = mapped_column(Integer)
     label: Mapped[int] = mapped_column(Integer)
-    path: Mapped[Optional[str]] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text)
 
 
 class Classifier(Base):
@@ -91,12 +91,12 @@ class Classifier(Base):
     classifier_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     architecture: Mapped[str] = mapped_column(String(64))
-    weights_source: Mapped[Optional[str]] = mapped_column(Text)
+    weights_source: Mapped[str | None] = mapped_column(Text)
     weights_sha256: Mapped[str] = mapped_column(String(64))
     num_classes: Mapped[int] = mapped_column(Integer)
     input_shape: Mapped[list[Any]] = mapped_column(JSON)
     normalization: Mapped[dict[str, Any]] = mapped_column(JSON)
-    test_accuracy: Mapped[Optional[float]] = mapped_column(Float)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -116,31 +116,31 @@ class Run(Base):
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
-    name: Mapped[Optional[str]] = mapped_column(String(128))
-    attack: Mapped[Optional[str]] = mapped_column(String(16))
-    loss: Mapped[Optional[str]] = mapped_column(String(16))
-    mode: Mapped[Optional[str]] = mapped_column(String(32))
-    classifier_id: Mapped[Optional[int]] = mapped_column(ForeignKey("classifiers.classifier_id"))
-    dataset_id: Mapped[Optional[int]] = mapped_column(ForeignKey("datasets.dataset_id"))
-    seed: Mapped[Optional[int]] = mapped_column(Integer)
-    iterations: Mapped[Optional[int]] = mapped_column(Integer)
-    n_images: Mapped[Optional[int]] = mapped_column(Integer)
-    batch_size: Mapped[Optional[int]] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(128))
+    attack: Mapped[str | None] = mapped_column(String(16))
+    loss: Mapped[str | None] = mapped_column(String(16))
+    mode: Mapped[str | None] = mapped_column(String(32))
+    classifier_id: Mapped[int | None] = mapped_column(ForeignKey("classifiers.classifier_id"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.dataset_id"))
+    seed: Mapped[int | None] = mapped_column(Integer)
+    iterations: Mapped[int | None] = mapped_column(Integer)
+    n_images: Mapped[int | None] = mapped_column(Integer)
+    batch_size: Mapped[int | None] = mapped_column(Integer)
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
     versions: Mapped[dict[str, Any]] = mapped_column(JSON)
-    device: Mapped[Optional[str]] = mapped_column(String(64))
-    host: Mapped[Optional[str]] = mapped_column(String(255))
-    pid: Mapped[Optional[int]] = mapped_column(Integer)
+    device: Mapped[str | None] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
     synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    updated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    wall_seconds: Mapped[Optional[float]] = mapped_column(Float)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    wall_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
     # Processes that share one run find it by this key (``--join-key``, a torchrun launch):
     # the first to insert the run creates it, the others join it.
-    launch_key: Mapped[Optional[str]] = mapped_column(String(128), index=True, unique=True)
+    launch_key: Mapped[str | None] = mapped_column(String(128), index=True, unique=True)
 
 
 # --- attack records ----------------------------------------------------------------------
@@ -172,7 +172,7 @@ class Batch(Base):
     first_row: Mapped[int] = mapped_column(BigInteger)
     attack_seconds: Mapped[float] = mapped_column(Float)
     committed_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    worker_id: Mapped[Optional[int]] = mapped_column(Integer)  # the worker that attacked it (see Worker)
+    worker_id: Mapped[int | None] = mapped_column(Integer)  # the worker that attacked it (see Worker)
 
 
 class Worker(Base):
@@ -192,13 +192,13 @@ class Worker(Base):
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
     device: Mapped[str] = mapped_column(String(64))
-    rank: Mapped[Optional[int]] = mapped_column(Integer)
+    rank: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     lease_seconds: Mapped[float] = mapped_column(Float)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class BatchClaim(Base):
@@ -212,8 +212,8 @@ class BatchClaim(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
     batch_index: Mapped[int] = mapped_column(Integer, primary_key=True)
-    worker_id: Mapped[Optional[int]] = mapped_column(Integer)
-    lease_until: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    worker_id: Mapped[int | None] = mapped_column(Integer)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -242,10 +242,10 @@ class Sample(Base):
     label: Mapped[int] = mapped_column(Integer)
     target: Mapped[int] = mapped_column(Integer)
     p_init: Mapped[float] = mapped_column(REAL)
-    first_success_iter: Mapped[Optional[int]] = mapped_column(Integer)
-    success_l1: Mapped[Optional[float]] = mapped_column(REAL)
-    success_l2: Mapped[Optional[float]] = mapped_column(REAL)
-    success_linf: Mapped[Optional[float]] = mapped_column(REAL)
+    first_success_iter: Mapped[int | None] = mapped_column(Integer)
+    success_l1: Mapped[float | None] = mapped_column(REAL)
+    success_l2: Mapped[float | None] = mapped_column(REAL)
+    success_linf: Mapped[float | None] = mapped_column(REAL)
     final_pred: Mapped[int] = mapped_column(Integer)
     final_p_target: Mapped[float] = mapped_column(REAL)
     final_z_target: Mapped[float] = mapped_column(REAL)
@@ -305,6 +305,7 @@ class Trajectory(Base):
 TRAJECTORY_ROW_BLOCKS = "trajectory_row_blocks"
 ROW_BLOCK_SIZE = 1 << 32
 
+
 class Artifact(Base):
     """A stored adversarial image file (path relative to the artifact folder)."""
 
@@ -344,7 +345,7 @@ class DetectorResult(Base):
 
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
     group_name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    source_run_id: Mapped[Optional[int]] = mapped_column(ForeignKey("runs.run_id"))
+    source_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.run_id"))
     n_images: Mapped[int] = mapped_column(Integer)
     accuracy: Mapped[float] = mapped_column(Float)
     epoch: Mapped[int] = mapped_column(Integer)

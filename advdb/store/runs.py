@@ -7,10 +7,11 @@ import platform
 import shutil
 import socket
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,8 +49,9 @@ def software_versions() -> dict[str, str]:
     return out
 
 
-def create_run(store: Store, *, kind: str, config: dict[str, Any], versions: dict[str, str] | None = None,
-               **columns: Any) -> RunRecord:
+def create_run(
+    store: Store, *, kind: str, config: dict[str, Any], versions: dict[str, str] | None = None, **columns: Any
+) -> RunRecord:
     """Insert a run in status ``running`` with its full configuration, versions, host and pid.
 
     ``versions`` adds to (and overrides) the installed package versions, e.g. torch's build.
@@ -99,8 +101,9 @@ def get_run(store: Store, run_id: int) -> RunRecord:
     raise NotFoundError(f"no run {run_id} in {store.location.masked}: see `advdb runs list`")
 
 
-def list_runs(store: Store, *, kind: str | None = None, status: str | None = None,
-              limit: int | None = None) -> list[RunRecord]:
+def list_runs(
+    store: Store, *, kind: str | None = None, status: str | None = None, limit: int | None = None
+) -> list[RunRecord]:
     """Runs, newest first, filtered by kind and status (unknown values are a ConfigError)."""
     if kind is not None:
         check_choice(kind, RUN_KINDS, "run kind")
@@ -131,7 +134,9 @@ def _status_values(status: str, error: str | None, wall_seconds: float | None) -
     return values
 
 
-def set_status(store: Store, run_id: int, status: str, *, error: str | None = None, wall_seconds: float | None = None) -> None:
+def set_status(
+    store: Store, run_id: int, status: str, *, error: str | None = None, wall_seconds: float | None = None
+) -> None:
     """Mark a run finished, failed or interrupted (or running again, on resume)."""
     with store.session() as s:
         s.execute(update(Run).where(Run.run_id == run_id).values(**_status_values(status, error, wall_seconds)))
@@ -198,7 +203,8 @@ def stored_plan(store: Store, run_id: int) -> list[tuple[int, int, int, int]]:
         rows = s.execute(
             select(RunImage.image_id, RunImage.label, RunImage.target, Image.idx)
             .join(Image, Image.image_id == RunImage.image_id)
-            .where(RunImage.run_id == run_id).order_by(RunImage.position)
+            .where(RunImage.run_id == run_id)
+            .order_by(RunImage.position)
         ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
@@ -206,7 +212,7 @@ def stored_plan(store: Store, run_id: int) -> list[tuple[int, int, int, int]]:
 def has_plan(store: Store, run_id: int) -> bool:
     """Whether the run's work list is stored (it commits in one transaction)."""
     with store.session() as s:
-        return s.scalar(select(func.count()).select_from(RunImage).where(RunImage.run_id == run_id)) > 0
+        return (s.scalar(select(func.count()).select_from(RunImage).where(RunImage.run_id == run_id)) or 0) > 0
 
 
 def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -239,11 +245,14 @@ class RunCounts:
 
 def run_counts(store: Store, run_id: int) -> RunCounts:
     with store.session() as s:
+
         def count(model: Any) -> int:
             return int(s.scalar(select(func.count()).select_from(model).where(model.run_id == run_id)) or 0)
 
         succeeded = s.scalar(
-            select(func.count()).select_from(Sample).where(Sample.run_id == run_id, Sample.first_success_iter.is_not(None))
+            select(func.count())
+            .select_from(Sample)
+            .where(Sample.run_id == run_id, Sample.first_success_iter.is_not(None))
         )
         rows = s.scalar(select(func.sum(Batch.n_rows)).where(Batch.run_id == run_id))  # batches record their rows
         return RunCounts(
@@ -270,9 +279,9 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     n = 0
     with store.session() as s:
         for first, last in row_ranges(s, run_id):
-            n += s.execute(delete(Trajectory).where(Trajectory.row_id.between(first, last))).rowcount or 0
+            n += _deleted(s.execute(delete(Trajectory).where(Trajectory.row_id.between(first, last))))
         for model in (Sample, Artifact, Batch, BatchClaim, Worker, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
-            n += s.execute(delete(model).where(model.run_id == run_id)).rowcount or 0
+            n += _deleted(s.execute(delete(model).where(model.run_id == run_id)))
         s.execute(delete(Run).where(Run.run_id == run_id))
     run_dir = store.location.artifacts_dir / f"run-{run_id}"
     if run_dir.exists():
@@ -280,11 +289,17 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     return n + 1
 
 
-
 def stored_artifacts(store: Store, run_ids: list[int]) -> list[ArtifactRecord]:
     """The adversarial image files of ``run_ids``, by run and image."""
     with store.session() as s:
-        rows = s.execute(select(Artifact.run_id, Artifact.image_id, Artifact.path, Artifact.sha256)
-                         .where(Artifact.run_id.in_(run_ids)).order_by(Artifact.run_id, Artifact.image_id)).all()
+        rows = s.execute(
+            select(Artifact.run_id, Artifact.image_id, Artifact.path, Artifact.sha256)
+            .where(Artifact.run_id.in_(run_ids))
+            .order_by(Artifact.run_id, Artifact.image_id)
+        ).all()
     return [ArtifactRecord(run_id=int(r), image_id=int(i), path=str(p), sha256=str(h)) for r, i, p, h in rows]
 
+
+def _deleted(result: Any) -> int:
+    """The rows a DELETE removed."""
+    return int(result.rowcount or 0) if isinstance(result, CursorResult) else 0

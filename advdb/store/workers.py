@@ -21,7 +21,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from advdb.store.engine import Store
@@ -69,12 +69,28 @@ def _is_live(w: Worker, now: dt.datetime) -> bool:
     return (now - w.heartbeat_at).total_seconds() < w.lease_seconds
 
 
-def register_worker(store: Store, run_id: int, *, device: str, rank: int | None, lease_seconds: float,
-                    started_at: dt.datetime | None = None) -> int:
+def register_worker(
+    store: Store,
+    run_id: int,
+    *,
+    device: str,
+    rank: int | None,
+    lease_seconds: float,
+    started_at: dt.datetime | None = None,
+) -> int:
     """Record this process as a worker of ``run_id``; returns its worker id."""
     now = utcnow()
-    w = Worker(run_id=run_id, host=socket.gethostname(), pid=os.getpid(), device=device[:64], rank=rank,
-               status="running", lease_seconds=lease_seconds, started_at=started_at or now, heartbeat_at=now)
+    w = Worker(
+        run_id=run_id,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        device=device[:64],
+        rank=rank,
+        status="running",
+        lease_seconds=lease_seconds,
+        started_at=started_at or now,
+        heartbeat_at=now,
+    )
     with store.session() as s:
         s.add(w)
         s.flush()
@@ -86,16 +102,22 @@ def heartbeat(store: Store, worker_id: int, lease_seconds: float) -> None:
     now = utcnow()
     with store.session() as s:
         s.execute(update(Worker).where(Worker.worker_id == worker_id).values(heartbeat_at=now))
-        s.execute(update(BatchClaim).where(BatchClaim.worker_id == worker_id)
-                  .values(lease_until=now + dt.timedelta(seconds=lease_seconds)))
+        s.execute(
+            update(BatchClaim)
+            .where(BatchClaim.worker_id == worker_id)
+            .values(lease_until=now + dt.timedelta(seconds=lease_seconds))
+        )
 
 
 def finish_worker(store: Store, worker_id: int, status: str, *, error: str | None = None) -> None:
     """Mark the worker finished, interrupted or failed and free the batches it still holds."""
     now = utcnow()
     with store.session() as s:
-        s.execute(update(Worker).where(Worker.worker_id == worker_id)
-                  .values(status=status, finished_at=now, heartbeat_at=now, error=error))
+        s.execute(
+            update(Worker)
+            .where(Worker.worker_id == worker_id)
+            .values(status=status, finished_at=now, heartbeat_at=now, error=error)
+        )
         s.execute(update(BatchClaim).where(BatchClaim.worker_id == worker_id).values(worker_id=None, lease_until=None))
 
 
@@ -105,8 +127,11 @@ def reap_dead_workers(store: Store, run_id: int) -> int:
     Workers on other hosts are left to their leases. Returns how many were reaped.
     """
     with store.session() as s:
-        rows = s.execute(select(Worker.worker_id, Worker.pid).where(
-            Worker.run_id == run_id, Worker.status == "running", Worker.host == socket.gethostname())).all()
+        rows = s.execute(
+            select(Worker.worker_id, Worker.pid).where(
+                Worker.run_id == run_id, Worker.status == "running", Worker.host == socket.gethostname()
+            )
+        ).all()
     dead = [wid for wid, pid in rows if pid != os.getpid() and not pid_alive(pid)]
     for wid in dead:
         finish_worker(store, wid, "dead", error="the process ended without saying so (killed?)")
@@ -115,8 +140,10 @@ def reap_dead_workers(store: Store, run_id: int) -> int:
 
 def ensure_claims(store: Store, run_id: int, n_batches: int) -> None:
     """Create the claim rows of a run's batches (idempotent; runs stored before workers existed get theirs here)."""
-    rows = [{"run_id": run_id, "batch_index": b, "worker_id": None, "lease_until": None, "attempts": 0}
-            for b in range(n_batches)]
+    rows = [
+        {"run_id": run_id, "batch_index": b, "worker_id": None, "lease_until": None, "attempts": 0}
+        for b in range(n_batches)
+    ]
     if not rows:
         return
     dialect = postgresql if store.backend == "postgresql" else sqlite
@@ -127,7 +154,7 @@ def ensure_claims(store: Store, run_id: int, n_batches: int) -> None:
         s.execute(dialect.insert(BatchClaim).values(rows).on_conflict_do_nothing())
 
 
-def _not_committed():  # noqa: ANN202 - a SQLAlchemy clause
+def _not_committed() -> ColumnElement[bool]:
     return ~exists().where(Batch.run_id == BatchClaim.run_id, Batch.batch_index == BatchClaim.batch_index)
 
 
@@ -137,14 +164,26 @@ def claim_batch(store: Store, run_id: int, worker_id: int, lease_seconds: float)
     with store.session() as s:
         b = s.scalar(
             select(BatchClaim.batch_index)
-            .where(BatchClaim.run_id == run_id, or_(BatchClaim.worker_id.is_(None), BatchClaim.lease_until < now),
-                   _not_committed())
-            .order_by(BatchClaim.batch_index).limit(1).with_for_update(skip_locked=True)
+            .where(
+                BatchClaim.run_id == run_id,
+                or_(BatchClaim.worker_id.is_(None), BatchClaim.lease_until < now),
+                _not_committed(),
+            )
+            .order_by(BatchClaim.batch_index)
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
         if b is None:
             return None
-        s.execute(update(BatchClaim).where(BatchClaim.run_id == run_id, BatchClaim.batch_index == b).values(
-            worker_id=worker_id, lease_until=now + dt.timedelta(seconds=lease_seconds), attempts=BatchClaim.attempts + 1))
+        s.execute(
+            update(BatchClaim)
+            .where(BatchClaim.run_id == run_id, BatchClaim.batch_index == b)
+            .values(
+                worker_id=worker_id,
+                lease_until=now + dt.timedelta(seconds=lease_seconds),
+                attempts=BatchClaim.attempts + 1,
+            )
+        )
         return int(b)
 
 
@@ -171,12 +210,29 @@ def list_workers(store: Store, run_id: int) -> list[WorkerInfo]:
     """The run's workers, oldest first, with the batches each committed."""
     now = utcnow()
     with store.session() as s:
-        done = dict(s.execute(select(Batch.worker_id, func.count()).where(Batch.run_id == run_id)
-                              .group_by(Batch.worker_id)).all())
+        done = dict(
+            s.execute(
+                select(Batch.worker_id, func.count()).where(Batch.run_id == run_id).group_by(Batch.worker_id)
+            ).all()
+        )
         ws = list(s.scalars(select(Worker).where(Worker.run_id == run_id).order_by(Worker.worker_id)))
-    return [WorkerInfo(worker_id=w.worker_id, host=w.host, pid=w.pid, device=w.device, rank=w.rank, status=w.status,
-                       batches_done=int(done.get(w.worker_id, 0)), started_at=w.started_at, heartbeat_at=w.heartbeat_at,
-                       finished_at=w.finished_at, live=_is_live(w, now), error=w.error) for w in ws]
+    return [
+        WorkerInfo(
+            worker_id=w.worker_id,
+            host=w.host,
+            pid=w.pid,
+            device=w.device,
+            rank=w.rank,
+            status=w.status,
+            batches_done=int(done.get(w.worker_id, 0)),
+            started_at=w.started_at,
+            heartbeat_at=w.heartbeat_at,
+            finished_at=w.finished_at,
+            live=_is_live(w, now),
+            error=w.error,
+        )
+        for w in ws
+    ]
 
 
 def worker_counts(store: Store, run_ids: list[int]) -> dict[int, tuple[int, int]]:
@@ -194,8 +250,11 @@ def worker_counts(store: Store, run_ids: list[int]) -> dict[int, tuple[int, int]
 def busy_seconds(store: Store, run_id: int) -> float:
     """Wall-clock seconds during which at least one worker of the run was at work (union of their spans)."""
     with store.session() as s:
-        spans = s.execute(select(Worker.started_at, func.coalesce(Worker.finished_at, Worker.heartbeat_at))
-                          .where(Worker.run_id == run_id).order_by(Worker.started_at)).all()
+        spans = s.execute(
+            select(Worker.started_at, func.coalesce(Worker.finished_at, Worker.heartbeat_at))
+            .where(Worker.run_id == run_id)
+            .order_by(Worker.started_at)
+        ).all()
     total, end = 0.0, None
     for start, stop in spans:
         if end is None or start > end:
@@ -222,7 +281,7 @@ class Heartbeat:
             except Exception:  # noqa: BLE001 - a missed beat only shortens the lease; the next one retries
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -20,14 +20,15 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from advdb.store.location import StoreLocation
 from advdb.errors import AdvdbError, StoreError
 from advdb.store.ingest import ArrayLike, BatchRecord, Ingestor
+from advdb.store.location import StoreLocation
 
 
 @dataclass
@@ -46,7 +47,7 @@ def write_artifacts(location: StoreLocation, run_id: int, payload: ArtifactPaylo
     from advdb import artifacts
 
     paths, shas, sizes = [], [], []
-    for image_id, pixels in zip(payload.image_id.tolist(), payload.pixels):
+    for image_id, pixels in zip(payload.image_id.tolist(), payload.pixels, strict=True):
         rel = artifacts.relative_path(run_id, int(image_id), payload.format)
         sha, size = artifacts.write_file(location.artifacts_dir / rel, artifacts.encode(pixels, payload.format))
         paths.append(rel)
@@ -82,7 +83,7 @@ def serve() -> None:
     os.dup2(2, 1)  # anything printed goes to stderr, never into the protocol
     inp = sys.stdin.buffer
 
-    def reply(msg: tuple) -> None:
+    def reply(msg: tuple[Any, ...]) -> None:
         try:
             pickle.dump(msg, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
@@ -131,10 +132,12 @@ class BackgroundWriter:
     def __init__(self, location: StoreLocation, *, max_pending: int = 2) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from advdb.store.writer import serve; serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
         )
-        self._outbox: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._inbox: queue.Queue = queue.Queue()
+        self._outbox: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self._inbox: queue.Queue[Any] = queue.Queue()
         self._sender = threading.Thread(target=self._send_loop, args=(location,), daemon=True, name="advdb-writer-send")
         self._receiver = threading.Thread(target=self._receive_loop, daemon=True, name="advdb-writer-receive")
         self._sender.start()
@@ -184,8 +187,10 @@ class BackgroundWriter:
         msg = self._inbox.get(block=block)
         if msg is None:
             self._inbox.put(None)  # keep reporting the end
-            raise StoreError("the writer process stopped unexpectedly (see the messages above); resume the run with --resume")
-        return msg
+            raise StoreError(
+                "the writer process stopped unexpectedly (see the messages above); resume the run with --resume"
+            )
+        return msg  # type: ignore[no-any-return]
 
     def _ensure_ready(self) -> None:
         """Wait for the child to attach the store (it starts in the background)."""
@@ -233,7 +238,7 @@ class BackgroundWriter:
         """Bulk-insert rows and wait for the commit."""
         seq = self._send("insert", (table, dict(columns), run_id))
         self.drain()
-        return self._results.pop(seq)
+        return int(self._results.pop(seq))
 
     def drain(self) -> None:
         """Wait until everything submitted is committed; raise the first error."""
@@ -262,7 +267,7 @@ class BackgroundWriter:
         self._sender.join(5)
         self._receiver.join(5)
 
-    def __enter__(self) -> "BackgroundWriter":
+    def __enter__(self) -> BackgroundWriter:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:

@@ -72,8 +72,18 @@ def upgrade() -> None:
         *[
             sa.Column(name, sa.REAL(), nullable=False)
             for name in (
-                "p_init", "p_target", "p_other", "z_init", "z_target", "z_other",
-                "loss", "grad_l2", "step_l2", "l1", "l2", "linf",
+                "p_init",
+                "p_target",
+                "p_other",
+                "z_init",
+                "z_target",
+                "z_other",
+                "loss",
+                "grad_l2",
+                "step_l2",
+                "l1",
+                "l2",
+                "linf",
             )
         ],
     )

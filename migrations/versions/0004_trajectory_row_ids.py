@@ -22,7 +22,20 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-STATS = ("p_init", "p_target", "p_other", "z_init", "z_target", "z_other", "loss", "grad_l2", "step_l2", "l1", "l2", "linf")
+STATS = (
+    "p_init",
+    "p_target",
+    "p_other",
+    "z_init",
+    "z_target",
+    "z_other",
+    "loss",
+    "grad_l2",
+    "step_l2",
+    "l1",
+    "l2",
+    "linf",
+)
 DATA = ("run_id", "image_id", "iteration", "search_step", "pred", *STATS)
 ROW_BLOCKS = "trajectory_row_blocks"
 ROW_BLOCK_SIZE = 1 << 32
@@ -45,7 +58,9 @@ def _postgresql() -> bool:
 
 def upgrade() -> None:
     pg = _postgresql()
-    row_id = sa.Column("row_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False, autoincrement=False)
+    row_id = sa.Column(
+        "row_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False, autoincrement=False
+    )
     op.create_table(
         "trajectory_new",
         row_id,
@@ -60,8 +75,8 @@ def upgrade() -> None:
         + " FROM trajectory t JOIN run_images ri ON ri.run_id = t.run_id AND ri.image_id = t.image_id"
     )
     bind = op.get_bind()
-    before = bind.execute(sa.text("SELECT count(*) FROM trajectory")).scalar()
-    after = bind.execute(sa.text("SELECT count(*) FROM trajectory_new")).scalar()
+    before = bind.execute(sa.text("SELECT count(*) FROM trajectory")).scalar() or 0
+    after = bind.execute(sa.text("SELECT count(*) FROM trajectory_new")).scalar() or 0
     if before != after:
         raise SchemaError(
             f"cannot upgrade: {before - after} trajectory rows belong to no image of their run's plan "
@@ -93,7 +108,7 @@ def upgrade() -> None:
     op.rename_table("trajectory_new", "trajectory")
     if pg:
         op.create_index("ix_trajectory_brin", "trajectory", ["row_id", "run_id"], postgresql_using="brin")
-        last = bind.execute(sa.text("SELECT coalesce(max(row_id), 0) FROM trajectory")).scalar()
+        last = bind.execute(sa.text("SELECT coalesce(max(row_id), 0) FROM trajectory")).scalar() or 0
         op.execute(f"CREATE SEQUENCE {ROW_BLOCKS} START WITH {int(last) // ROW_BLOCK_SIZE + 1}")
 
 
