@@ -19,7 +19,7 @@ from advdb.runner import resume_attack, run_attack
 from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
-from advdb.vocabulary import FULL_ATTACKS, MODES, PRESETS, SOURCES, check_choice
+from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES, check_choice
 
 
 @dataclass
@@ -98,7 +98,7 @@ def plan_study(
     with_torchvision_detectors: bool = False,
     seed: int = 0,
 ) -> tuple[list[Step], dict[str, int]]:
-    p = STUDY_PRESETS[check_choice(preset_name, PRESETS, "preset")]
+    p = STUDY_PRESETS[check_choice(preset_name, tuple(STUDY_PRESETS), "preset")]
     if preset_name == "imagenet" and not (data_dir and weights):
         raise ConfigError(
             "--preset imagenet needs --data-dir (ImageNet validation, ROOT/<synset>/<image>) and --weights "

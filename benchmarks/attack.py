@@ -18,7 +18,10 @@ import time
 
 import torch
 
-from advdb.runner import AttackSpec, _load_data_and_model, plan_targets, resolve_device, run_attack
+from advdb.devices import resolve_device
+from advdb.planning import plan_targets
+from advdb.runner import run_attack
+from advdb.spec import AttackSpec, load_data_and_model
 from advdb.store import open_store
 from advdb.store.runs import get_run, run_counts
 
@@ -37,7 +40,7 @@ CASES = {
 
 def bare(spec: AttackSpec, device: torch.device) -> float:
     """The attack as a researcher would write it inline: forward, backward, sign step, clip."""
-    ds, clf = _load_data_and_model(spec, device)
+    ds, clf = load_data_and_model(spec, device)
     plan, _ = plan_targets(
         clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device, batch_size=spec.batch_size
     )
@@ -60,16 +63,11 @@ def bare(spec: AttackSpec, device: torch.device) -> float:
 
 def tracked(spec: AttackSpec) -> tuple[float, float, int]:
     """(run wall seconds, seconds inside the attack loop, trajectory rows)."""
-    from sqlalchemy import func, select
-
-    from advdb.store.models import Batch
-
     with tempfile.TemporaryDirectory() as tmp:
         with open_store(f"sqlite:///{tmp}/bench.db") as store:
             run_id = run_attack(store, spec)
-            with store.session() as s:
-                loop = float(s.scalar(select(func.sum(Batch.attack_seconds)).where(Batch.run_id == run_id)) or 0)
-            return float(get_run(store, run_id).wall_seconds or 0), loop, run_counts(store, run_id).trajectory_rows
+            counts = run_counts(store, run_id)
+            return float(get_run(store, run_id).wall_seconds or 0), counts.attack_seconds, counts.trajectory_rows
 
 
 def main() -> None:

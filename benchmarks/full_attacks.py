@@ -19,7 +19,8 @@ import torch
 from advdb.analytics import run_sql
 from advdb.data import create_dataset
 from advdb.models import create_classifier
-from advdb.runner import AttackSpec, run_attack
+from advdb.runner import run_attack
+from advdb.spec import AttackSpec
 from advdb.store import open_store
 
 ATTACKS = [

@@ -13,7 +13,7 @@ from advdb.store.runs import list_runs
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setitem(
-        reproduce.PRESETS,
+        reproduce.STUDY_PRESETS,
         "tiny",
         reproduce.Preset(
             n=16, iterations=12, batch_size=16, full_attack_n=8, detector_epochs=1, circles_n=10, circles_iterations=10
@@ -68,3 +68,9 @@ def test_findings_summary(sqlite_url: str, tiny: str) -> None:
     assert [f.number for f in findings] == [1, 2, 3, 4, 5, 6]
     assert all(f.agrees is not None for f in findings)  # every finding has its data
     assert "ce" in findings[0].measured and "CW spends" in findings[4].measured
+
+
+def test_the_presets_are_the_vocabulary_s() -> None:
+    from advdb.vocabulary import PRESETS
+
+    assert tuple(reproduce.STUDY_PRESETS) == PRESETS

@@ -1,4 +1,4 @@
-"""The paper's tables and figures (PAPER_NOTES "What advdb must reproduce"), from DuckDB queries.
+"""The paper's tables (I–III) and figures (1–6), from DuckDB queries.
 
 Each report runs the ``.sql`` files in ``advdb/analytics/sql`` over the store and returns its
 data as Arrow tables (:func:`report_data`, for notebooks) or writes it (:func:`write_report`):

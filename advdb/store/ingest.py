@@ -1,8 +1,8 @@
 """Bulk ingest: one batch's trajectory rows, samples, artifacts and batch record, exactly once.
 
-The fastest path measured on both backends is DuckDB inserting an Arrow table into the
-attached store (DESIGN.md). One DuckDB transaction spans the attached database, so a
-batch commits whole or not at all; the batch record is inserted first, so committing a
+The fastest path measured on both backends (``benchmarks/ingest.py``) is DuckDB inserting
+an Arrow table into the attached store. One DuckDB transaction spans the attached database,
+so a batch commits whole or not at all; the batch record is inserted first, so committing a
 batch twice fails at its primary key before any trajectory row is written, and
 :meth:`Ingestor.commit` reports it as already committed instead of duplicating it.
 

@@ -123,6 +123,8 @@ class Run(Base):
     classifier_id: Mapped[int | None] = mapped_column(ForeignKey("classifiers.classifier_id"))
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.dataset_id"))
     seed: Mapped[int | None] = mapped_column(Integer)
+    # An attack's budget of recorded model evaluations per image (T for the unified iteration
+    # and IFGS; search steps × iterations per step for CW and L-BFGS); a detector's epochs.
     iterations: Mapped[int | None] = mapped_column(Integer)
     n_images: Mapped[int | None] = mapped_column(Integer)
     batch_size: Mapped[int | None] = mapped_column(Integer)
@@ -252,6 +254,8 @@ class Sample(Base):
     final_l1: Mapped[float] = mapped_column(REAL)
     final_l2: Mapped[float] = mapped_column(REAL)
     final_linf: Mapped[float] = mapped_column(REAL)
+    # Trajectory rows recorded for the image: T + 1 for the unified iteration (x₀ … x_T), fewer
+    # with --early-stop; one per model evaluation for CW and L-BFGS.
     n_iterations: Mapped[int] = mapped_column(Integer)
 
 

@@ -236,11 +236,14 @@ def row_ranges(session: Session, run_id: int) -> list[tuple[int, int]]:
 
 @dataclass
 class RunCounts:
+    """What a run has committed; ``attack_seconds`` sums its batches' time inside the attack loop."""
+
     batches: int
     samples: int
     trajectory_rows: int
     artifacts: int
     succeeded: int
+    attack_seconds: float
 
 
 def run_counts(store: Store, run_id: int) -> RunCounts:
@@ -254,13 +257,16 @@ def run_counts(store: Store, run_id: int) -> RunCounts:
             .select_from(Sample)
             .where(Sample.run_id == run_id, Sample.first_success_iter.is_not(None))
         )
-        rows = s.scalar(select(func.sum(Batch.n_rows)).where(Batch.run_id == run_id))  # batches record their rows
+        rows, seconds = s.execute(  # batches record their rows and time
+            select(func.sum(Batch.n_rows), func.sum(Batch.attack_seconds)).where(Batch.run_id == run_id)
+        ).one()
         return RunCounts(
             batches=count(Batch),
             samples=count(Sample),
             trajectory_rows=int(rows or 0),
             artifacts=count(Artifact),
             succeeded=int(succeeded or 0),
+            attack_seconds=float(seconds or 0.0),
         )
 
 
