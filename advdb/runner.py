@@ -345,8 +345,9 @@ def join_attack(
         writer.stop()
 
 
-def _same_plan(a: Plan, b: Plan) -> bool:
-    return all(np.array_equal(x, y) for x, y in ((a.indices, b.indices), (a.labels, b.labels), (a.targets, b.targets)))
+def _same_plan(mine: Plan, theirs: Plan) -> bool:
+    pairs = ((mine.indices, theirs.indices), (mine.labels, theirs.labels), (mine.targets, theirs.targets))
+    return all(np.array_equal(x, y) for x, y in pairs)
 
 
 def _check_same_inputs(store: Store, run: RunRecord, ds: ImageDataset, clf: LoadedClassifier) -> None:

@@ -42,6 +42,14 @@ PRESETS: tuple[str, ...] = ("digits", "imagenet")
 #: What ``advdb list`` can list.
 CATALOGUES: tuple[str, ...] = ("models", "datasets", "attacks", "losses")
 
+#: What the trajectory records of each image at each iteration, besides its prediction: softmax
+#: ``p_*`` and logit ``z_*`` of the initial class, the target and the strongest other class; the
+#: loss; the L2 norms of its gradient and of the step taken; L1/L2/L∞ of ``xₙ − x₀``.
+TRAJECTORY_MEASURES: tuple[str, ...] = (
+    "p_init", "p_target", "p_other", "z_init", "z_target", "z_other",
+    "loss", "grad_l2", "step_l2", "l1", "l2", "linf",
+)  # fmt: skip
+
 #: p of the equal-perturbation step (eq. 16).
 NORMS: tuple[float, ...] = (1.0, 2.0, math.inf)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +13,9 @@ from advdb.vocabulary import DEFAULT_SOURCE, UNIFIED_ONLY
 from . import context, render
 from .errors import command
 from .options import AttackName, ImageFormat, Loss, Mode, Targets, parse_number, parse_shape
+
+if TYPE_CHECKING:
+    from advdb.spec import AttackSpec
 
 app = typer.Typer()
 
@@ -104,8 +107,12 @@ def attack(
         raise ConfigError(f"--lease must be a positive number of seconds, got {lease}")
     if sum(x is not None for x in (resume, join)) + plan_only > 1:
         raise ConfigError("--resume, --join and --plan-only exclude each other: give one")
-    spec = None
-    if resume is None and join is None:
+    work: AttackSpec | int  # a new run, or the id of a stored run to resume or join
+    if resume is not None:
+        work = resume
+    elif join is not None:
+        work = join
+    else:
         given = {
             "loss": loss.value if loss else None,
             "mode": mode.value if mode else None,
@@ -122,7 +129,7 @@ def attack(
             "early_stop": early_stop,
             "check_every": check_every,
         }
-        spec = AttackSpec(
+        work = AttackSpec(
             attack=attack_name.value,
             params=attack_params(attack_name.value, given),
             model=model,
@@ -141,9 +148,8 @@ def attack(
             name=name,
         )
     _run(
-        spec,
-        resume=resume,
-        join=join,
+        work,
+        resume=resume is not None,
         join_key=join_key,
         plan_only=plan_only,
         lease=lease,
@@ -169,10 +175,9 @@ def attack_params(attack: str, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(
-    spec: Any,
+    work: AttackSpec | int,
     *,
-    resume: int | None,
-    join: int | None,
+    resume: bool,
     join_key: str | None,
     plan_only: bool,
     lease: float,
@@ -190,25 +195,22 @@ def _run(
     progress = RichProgress(suffix=f" (rank {launch.rank})" if launch.rank not in (None, 0) else "")
     with context.store() as store:
         try:
-            if resume is not None and launch.rank is not None:  # every rank resumes: they work on it together
-                run_id = join_attack(store, resume, progress=progress, device=device, options=options)
-            elif resume is not None:
-                run_id = resume_attack(
-                    store, resume, progress=progress, device=None if device == "auto" else device, options=options
-                )
-            elif join is not None:
-                run_id = join_attack(store, join, progress=progress, device=device, options=options)
-            else:
+            if not isinstance(work, int):
                 key = join_key or (launch.key if not plan_only else None)
                 run_id = run_attack(
                     store,
-                    spec,
+                    work,
                     progress=progress,
                     join_key=key,
                     plan_only=plan_only,
                     options=options,
                     creates_run=join_key is not None or launch.creates_run,
                 )
+            elif resume and launch.rank is None:
+                local = None if device == "auto" else device
+                run_id = resume_attack(store, work, progress=progress, device=local, options=options)
+            else:  # --join, or --resume under torchrun: every rank joins the run and they work on it together
+                run_id = join_attack(store, work, progress=progress, device=device, options=options)
         finally:
             progress.close()
         if launch.creates_run:  # under torchrun, rank 0 speaks for the run

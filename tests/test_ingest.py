@@ -16,21 +16,9 @@ from advdb.store.location import resolve_store
 from advdb.store.models import Batch, Sample, Trajectory
 from advdb.store.runs import create_run, delete_run, run_counts
 from advdb.store.writer import ArtifactPayload, BackgroundWriter
+from advdb.vocabulary import TRAJECTORY_MEASURES
 
-STAT = (
-    "p_init",
-    "p_target",
-    "p_other",
-    "z_init",
-    "z_target",
-    "z_other",
-    "loss",
-    "grad_l2",
-    "step_l2",
-    "l1",
-    "l2",
-    "linf",
-)
+STAT = TRAJECTORY_MEASURES
 
 
 def make_batch(run_id: int, b: int, n_img: int = 4, rows: int = 6) -> BatchRecord:

@@ -32,9 +32,10 @@ from pathlib import Path
 import duckdb
 
 from advdb.config import advdb_home
-from advdb.store.columns import TRAJECTORY_COLUMNS, TRAJECTORY_MEASURES
+from advdb.store.columns import TRAJECTORY_COLUMNS
 from advdb.store.location import StoreLocation
 from advdb.store.runs import merge_ranges
+from advdb.vocabulary import TRAJECTORY_MEASURES
 
 ALIAS = "columnar"
 SCHEMA_VERSION = 3
@@ -42,20 +43,7 @@ SCHEMA_VERSION = 3
 # Per run and iteration: the count and sums of the columns reports average over iterations
 # (Figs. 1–4). Sums are exact to merge, so the per-iteration means of a 100 M-row store cost
 # a scan of a few thousand rows instead of the whole trajectory table.
-SUM_COLUMNS: tuple[str, ...] = (
-    "p_init",
-    "p_target",
-    "p_other",
-    "z_init",
-    "z_target",
-    "z_other",
-    "loss",
-    "grad_l2",
-    "step_l2",
-    "l1",
-    "l2",
-    "linf",
-)
+SUM_COLUMNS: tuple[str, ...] = TRAJECTORY_MEASURES
 SUMS_SELECT = "SELECT run_id, iteration, count(*) AS n, " + ", ".join(f"sum({c}) AS sum_{c}" for c in SUM_COLUMNS)
 
 _DDL = f"""

@@ -10,21 +10,9 @@ from __future__ import annotations
 
 import torch
 
-STAT_COLUMNS: tuple[str, ...] = (
-    "pred",
-    "p_init",
-    "p_target",
-    "p_other",
-    "z_init",
-    "z_target",
-    "z_other",
-    "loss",
-    "grad_l2",
-    "step_l2",
-    "l1",
-    "l2",
-    "linf",
-)
+from advdb.vocabulary import TRAJECTORY_MEASURES
+
+STAT_COLUMNS: tuple[str, ...] = ("pred", *TRAJECTORY_MEASURES)
 COL = {name: i for i, name in enumerate(STAT_COLUMNS)}
 K = len(STAT_COLUMNS)
 

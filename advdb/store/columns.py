@@ -5,21 +5,8 @@
 
 from __future__ import annotations
 
-#: The trajectory's measurements of ``xₙ`` (see :class:`advdb.store.models.Trajectory`), all REAL.
-TRAJECTORY_MEASURES: tuple[str, ...] = (
-    "p_init",
-    "p_target",
-    "p_other",
-    "z_init",
-    "z_target",
-    "z_other",
-    "loss",
-    "grad_l2",
-    "step_l2",
-    "l1",
-    "l2",
-    "linf",
-)
+from advdb.vocabulary import TRAJECTORY_MEASURES
+
 #: The trajectory's data columns in table order (``row_id`` is the storage locator, not data).
 TRAJECTORY_COLUMNS: tuple[str, ...] = ("run_id", "image_id", "iteration", "search_step", "pred", *TRAJECTORY_MEASURES)
 
