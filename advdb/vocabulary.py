@@ -68,6 +68,16 @@ def parse_norm(value: str | float) -> float:
     return p
 
 
+def parse_run_ids(value: str | None, option: str) -> list[int] | None:
+    """Run ids as users write them, separated by commas (``3,4,5``); ``option`` names where, in the error."""
+    if not value:
+        return None
+    try:
+        return [int(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ConfigError(f"{option} takes run ids separated by commas, such as 3,4,5; got {value!r}") from None
+
+
 def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     """``value`` if it is one of ``choices``, else a ConfigError listing them."""
     if value not in choices:

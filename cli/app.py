@@ -11,7 +11,7 @@ import typer
 
 from advdb import __version__
 
-from . import attack, catalogue, db, report, retrain, runs, sql, study
+from . import attack, catalogue, db, export, report, retrain, runs, sql, study, ui
 from .context import State
 from .errors import AdvdbGroup
 
@@ -50,7 +50,18 @@ def _root(
 
 
 # In the order `advdb --help` lists them.
-for group in (attack.app, sql.app, retrain.app, study.app, report.app, catalogue.app, db.app, runs.app):
+for group in (
+    attack.app,
+    sql.app,
+    retrain.app,
+    study.app,
+    report.app,
+    ui.app,
+    export.app,
+    catalogue.app,
+    db.app,
+    runs.app,
+):
     app.add_typer(group)
 
 

@@ -30,4 +30,4 @@ def list_catalogue(what: Catalogue = typer.Argument(..., help="models, datasets,
         from advdb.attacks import list_sources
 
         items = list_sources()
-    render.console.print(render.rich_table(["name", "description"], items.items()))
+    render.print_table(["name", "description"], items.items(), wrap=["description"])

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # built at run time; to a type checker each is a Choice
     PresetName: TypeAlias = Choice
     Catalogue: TypeAlias = Choice
     OutFormat: TypeAlias = Choice
+    ExportFormat: TypeAlias = Choice
 else:
     AttackName = choices("AttackName", vocabulary.ATTACKS)
     Loss = choices("Loss", vocabulary.SOURCES)
@@ -40,6 +41,7 @@ else:
     PresetName = choices("PresetName", vocabulary.PRESETS)
     Catalogue = choices("Catalogue", vocabulary.CATALOGUES)
     OutFormat = choices("OutFormat", ("table", "csv", "json", "parquet"))
+    ExportFormat = choices("ExportFormat", ("parquet",))
 
 
 def parse_number(value: str | None, option: str) -> float | None:
@@ -63,13 +65,3 @@ def parse_shape(value: str | None) -> tuple[int, int, int] | None:
     if len(parts) != 3 or min(parts) < 1:
         raise ConfigError(f"--image-shape must be C,H,W such as 3,224,224, got {value!r}")
     return parts[0], parts[1], parts[2]
-
-
-def parse_run_ids(value: str | None, option: str) -> list[int] | None:
-    """Run ids separated by commas (``3,4,5``); ``option`` names the option in the error."""
-    if not value:
-        return None
-    try:
-        return [int(v) for v in value.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise ConfigError(f"{option} takes run ids separated by commas, such as 3,4,5; got {value!r}") from None

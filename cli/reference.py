@@ -18,6 +18,8 @@ COMMANDS: list[list[str]] = [
     ["attack"],
     ["report"],
     ["sql"],
+    ["ui"],
+    ["export"],
     ["runs", "list"],
     ["runs", "show"],
     ["runs", "delete"],

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
+from advdb import formatting
 from advdb.errors import ConfigError
 
 console = Console()
@@ -34,13 +35,63 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def rich_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
+MAX_CELL = 32  # the widest a column is planned to be; longer values are cut with an ellipsis
+WRAPPED_CELL = 24  # the planning width of a column whose sentences wrap (findings)
+
+
+def fitted_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    humanize: bool = True,
+    drop: Sequence[str] = (),
+    wrap: Sequence[str] = (),
+    width: int | None = None,
+) -> tuple[Table, list[str]]:
+    """A table that fits ``width`` (the console's): one line per row, long values cut with "…".
+
+    ``humanize`` shows headings and values as people read them (:mod:`advdb.formatting`);
+    when the table is too wide, the columns in ``drop`` go first, then the rightmost ones.
+    Columns in ``wrap`` hold sentences and wrap instead. Returns the table and the columns
+    left out.
+    """
+    cols = list(columns)
+    fmt: Callable[[Any, str], str] = formatting.value if humanize else (lambda v, _c: _cell(v))
+    texts = [[fmt(v, c) for v, c in zip(r, cols, strict=True)] for r in rows]
+    heads = [formatting.heading(c) if humanize else str(c) for c in cols]
+    planned = [
+        min(max([len(h), *(len(t[i]) for t in texts)]), WRAPPED_CELL if cols[i] in wrap else MAX_CELL)
+        for i, h in enumerate(heads)
+    ]
+    keep = list(range(len(cols)))
+    order = [cols.index(c) for c in drop if c in cols] + list(range(len(cols) - 1, 0, -1))
+    limit = width or console.width
+    for i in order:
+        if sum(planned[k] + 3 for k in keep) + 1 <= limit or len(keep) == 1:
+            break
+        if i in keep:
+            keep.remove(i)
     t = Table(title=title, show_lines=False, header_style="bold")
-    for c in columns:
-        t.add_column(str(c), overflow="fold")
-    for r in rows:
-        t.add_row(*(_cell(v) for v in r))
-    return t
+    for k in keep:
+        if cols[k] in wrap:
+            t.add_column(heads[k], overflow="fold")
+        else:
+            t.add_column(heads[k], overflow="ellipsis", no_wrap=True, max_width=MAX_CELL)
+    for row in texts:
+        t.add_row(*(row[k] for k in keep))
+    return t, [heads[i] for i in range(len(cols)) if i not in keep]
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], **options: Any) -> None:
+    """Print :func:`fitted_table`, and on stderr which columns did not fit."""
+    table, hidden = fitted_table(columns, rows, **options)
+    console.print(table)
+    if hidden:
+        err_console.print(
+            f"({len(hidden)} column(s) not shown at {console.width} characters: {', '.join(hidden)}; "
+            "widen the terminal or use --json / --format csv)"
+        )
 
 
 def print_arrow(table: pa.Table, fmt: str, out: Path | None) -> None:
@@ -106,7 +157,7 @@ def _print_arrow(table: pa.Table, fmt: str, out: Path | None) -> None:
             sys.stdout.write(text + "\n")
         return
     rows = table.slice(0, MAX_TABLE_ROWS).to_pylist()
-    console.print(rich_table(table.column_names, ([r[c] for c in table.column_names] for r in rows)))
+    print_table(table.column_names, ([r[c] for c in table.column_names] for r in rows), humanize=False)
     if table.num_rows > MAX_TABLE_ROWS:
         err_console.print(f"({table.num_rows - MAX_TABLE_ROWS} more rows not shown: use --format csv or parquet)")
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import typer
 
+from advdb.vocabulary import parse_run_ids
+
 from . import render
 from .context import State
 from .errors import command
-from .options import parse_run_ids
 from .sql import print_notices
 
 app = typer.Typer()
@@ -67,7 +68,7 @@ def _write_report(session: Any, name: str, out_dir: Path, **options: Any) -> Non
     files = write_report(result, name, out_dir)
     if result.display is not None:
         cols, rows = result.display
-        render.console.print(render.rich_table(cols, rows, title=REPORTS[name].title))
+        render.print_table(cols, rows, title=REPORTS[name].title, humanize=False)
     for note in result.notes:
         render.err_console.print(f"{name}: {note}")
     render.console.print(f"{name}: " + ", ".join(str(f) for f in files))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from advdb.errors import ConfigError
+from advdb.vocabulary import parse_run_ids
 
 from . import context, render
 from .errors import command
-from .options import Optimizer, parse_number, parse_run_ids
+from .options import Optimizer, parse_number
 
 app = typer.Typer()
 
@@ -99,10 +100,8 @@ def retrain(
             }
         )
         return
-    render.console.print(
-        render.rich_table(
-            ["group", "test images", "accuracy", "best epoch"],
-            [(r.group_name, r.n_images, f"{r.accuracy:.1%}", r.epoch) for r in results],
-            title=f"detector run {run_id}",
-        )
+    render.print_table(
+        ["group", "test images", "accuracy", "best epoch"],
+        [(r.group_name, r.n_images, f"{r.accuracy:.1%}", r.epoch) for r in results],
+        title=f"detector run {run_id}",
     )

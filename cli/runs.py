@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from advdb import formatting
 from advdb.errors import ConfigError
 
 from . import context, render
@@ -30,6 +31,8 @@ LIST_COLUMNS = [
     "created_at",
     "wall_seconds",
 ]
+# What goes first when a terminal is narrow (run, kind, status, loss and mode stay).
+LIST_DROP_ORDER = ["device", "workers", "created_at", "n_images", "iterations", "model", "wall_seconds", "attack"]
 WORKER_COLUMNS = ["worker_id", "host", "pid", "device", "rank", "status", "live", "batches_done", "heartbeat_at"]
 
 
@@ -78,7 +81,7 @@ def runs_list(
     if not rows:
         render.console.print("no runs yet: start one with `advdb attack --loss ce-sign --n 500`")
         return
-    render.console.print(render.rich_table(LIST_COLUMNS, ([r[c] for c in LIST_COLUMNS] for r in rows)))
+    render.print_table(LIST_COLUMNS, ([r[c] for c in LIST_COLUMNS] for r in rows), drop=LIST_DROP_ORDER)
 
 
 @command(app, "show")
@@ -99,11 +102,18 @@ def runs_show(
         render.print_json(info)
         return
     scalar = [(k, v) for k, v in info.items() if not isinstance(v, (dict, list))]
-    render.console.print(render.rich_table(["field", "value"], scalar, title=f"run {run_id}"))
-    render.console.print(render.rich_table(["count", "value"], counts.items()))
+    render.print_table(
+        ["field", "value"], [(k, formatting.value(v, k)) for k, v in scalar], title=f"run {run_id}", humanize=False
+    )
+    render.print_table(["count", "value"], [(k, formatting.value(v, k)) for k, v in counts.items()], humanize=False)
     if workers:
         render.console.print(
-            render.rich_table(WORKER_COLUMNS, ([w[c] for c in WORKER_COLUMNS] for w in workers), title="workers")
+            render.fitted_table(
+                WORKER_COLUMNS,
+                ([w[c] for c in WORKER_COLUMNS] for w in workers),
+                title="workers",
+                drop=["pid", "rank", "heartbeat_at"],
+            )[0]
         )
     render.console.print("config:")
     render.console.print_json(data=info["config"], default=str)

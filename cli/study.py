@@ -78,12 +78,12 @@ def reproduce(
         f"{len(written)} report files in {out_dir}"
     )
     verdict = {True: "agrees", False: "differs", None: "no data"}
-    render.console.print(
-        render.rich_table(
-            ["#", "finding (paper)", "measured in this store", "verdict"],
-            [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
-            title="The paper's findings",
-        )
+    render.print_table(
+        ["#", "finding (paper)", "measured in this store", "verdict"],
+        [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
+        title="The paper's findings",
+        humanize=False,
+        wrap=["finding (paper)", "measured in this store"],
     )
 
 

@@ -96,3 +96,14 @@ def digits_batch(n: int, target_shift: int):  # noqa: ANN201
     ds = create_dataset("digits")
     y = torch.as_tensor(ds.labels[:n])
     return clf, ds.load(range(n)), y, (y + target_shift) % 10
+
+
+def small_attack(url: str, loss: str) -> int:
+    """A finished 12-image, 20-iteration equal-perturbation attack run of ``loss`` on the digits default."""
+    from advdb.runner import run_attack
+    from advdb.spec import AttackSpec
+    from advdb.store import open_store
+
+    spec = AttackSpec(params={"loss": loss, "mode": "equal-perturbation", "iterations": 20}, n=12, batch_size=6)
+    with open_store(url) as store:
+        return run_attack(store, spec)

@@ -19,7 +19,7 @@ from advdb.analytics.query import QuerySession
 from advdb.analytics.selection import MissingDataError, RunSelection, select_runs
 from advdb.analytics.sqlfiles import sql_text
 from advdb.analytics.tables import fmt, write_table
-from advdb.errors import ConfigError
+from advdb.errors import ConfigError, NotFoundError
 from advdb.store.location import StoreLocation
 from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES
 
@@ -317,19 +317,16 @@ def fig4(ctx: Context) -> ReportOutput:
 # --- Fig. 5 ------------------------------------------------------------------------------------
 
 
-def _genuine(rows: list[dict]) -> dict[int, np.ndarray]:
+def _genuine(rows: list[dict[str, Any]]) -> dict[int, np.ndarray]:
     """Genuine images by image id, loaded through the dataset registry (numpy only)."""
-    from advdb.data import create_dataset
+    from advdb.analytics.images import genuine_images
 
     first = rows[0]
-    if first["dataset_kind"] == "imagefolder":
-        ds = create_dataset("imagefolder", data_dir=first["dataset_root"])
-    elif first["dataset_kind"] == "digits":
-        ds = create_dataset(first["dataset"])
-    else:
-        raise MissingDataError(f"fig5 cannot reload images of a {first['dataset_kind']} dataset")
     ids = sorted({r["image_id"]: r["idx"] for r in rows}.items())
-    arrays = ds.load_array([idx for _, idx in ids])
+    try:
+        arrays = genuine_images(first["dataset_kind"], first["dataset"], first["dataset_root"], [i for _, i in ids])
+    except NotFoundError:
+        raise MissingDataError(f"fig5 cannot reload images of a {first['dataset_kind']} dataset") from None
     return {image_id: arr for (image_id, _), arr in zip(ids, arrays, strict=True)}
 
 

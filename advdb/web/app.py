@@ -1,0 +1,229 @@
+"""The web app: routes, each a read-only view of the store (GET only: nothing here can write)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from advdb.errors import AdvdbError, NotFoundError, QueryError
+from advdb.store.location import StoreLocation
+from advdb.vocabulary import parse_run_ids
+from advdb.web import figures, views
+from advdb.web.reader import StoreReader
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.filters["cell"] = views.cell
+SQL_ROW_LIMIT = 1000
+
+Handler = Callable[[Request], Response]
+
+
+def create_app(location: StoreLocation) -> Starlette:
+    """The app over the store at ``location`` (its schema checked by the caller)."""
+    reader = StoreReader(location)
+
+    def page(fn: Callable[[Request, StoreReader], tuple[str, dict[str, Any]]]) -> Handler:
+        def handler(request: Request) -> Response:
+            try:
+                template, context = fn(request, reader)
+            except AdvdbError as exc:
+                status = 404 if isinstance(exc, NotFoundError) else 400
+                template, context = "error.html", {"message": str(exc), "status": status}
+                return _render(request, template, context, reader, status=status)
+            return _render(request, template, context, reader)
+
+        return handler
+
+    routes = [
+        Route("/", page(runs_page), methods=["GET"]),
+        Route("/runs/{run_id:int}", page(run_page), methods=["GET"]),
+        Route("/explore", page(explore_page), methods=["GET"]),
+        Route("/compare", page(compare_page), methods=["GET"]),
+        Route("/reports", page(reports_page), methods=["GET"]),
+        Route("/reports/{name}", page(report_page), methods=["GET"]),
+        Route("/sql", page(sql_page), methods=["GET"]),
+        Route("/image/{run_id:int}/{image_id:int}/{which}.png", lambda r: image(r, reader), methods=["GET"]),
+        Route("/api/version", lambda r: JSONResponse({"version": reader.version()}), methods=["GET"]),
+        Route("/static/plotly.js", plotly_js, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        reader.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.reader = reader
+    return app
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], reader: StoreReader, status: int = 200
+) -> Response:
+    context = {**context, "store": reader.location.masked, "version": reader.version()}
+    return TEMPLATES.TemplateResponse(request, template, context, status_code=status)
+
+
+def runs_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    filters = {k: request.query_params.get(k) or None for k in views.RUN_FILTERS}
+    rows = reader.query("ui_runs", **filters).to_pylist()
+    sort, desc = views.sort_key(request.query_params.get("sort")), request.query_params.get("desc") == "1"
+    rows = views.sorted_rows(rows, sort, desc)
+    choices = views.filter_choices(reader.query("ui_runs", **dict.fromkeys(views.RUN_FILTERS)).to_pylist())
+    return "runs.html", {
+        "rows": rows,
+        "columns": views.RUN_COLUMNS,
+        "filters": filters,
+        "choices": choices,
+        "sort": sort,
+        "desc": desc,
+        "query": dict(request.query_params),
+    }
+
+
+def run_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    run_id = int(request.path_params["run_id"])
+    run = views.one(reader.query("ui_run", run=run_id), f"no run {run_id} in the store")
+    config, versions = views.as_json(run.pop("config")), views.as_json(run.pop("versions"))
+    samples = reader.query("ui_run_samples", run=run_id).to_pydict()
+    plots = {}
+    if samples["image_id"]:
+        first = [v for v in samples["first_success_iter"] if v is not None]
+        l2 = [v for v in samples["success_l2"] if v is not None]
+        plots["first"] = figures.histograms(
+            [(f"run {run_id}", first)], title="first iteration at the target", xlabel="iteration"
+        )
+        plots["l2"] = figures.histograms([(f"run {run_id}", l2)], title="L2 of x − x₀ at success", xlabel="L2")
+    return "run.html", {
+        "run": run,
+        "config": json.dumps(config, indent=2, default=str),
+        "versions": json.dumps(versions, indent=2, default=str),
+        "plots": plots,
+        "timing": views.timing(run),
+        "success": views.success(run),
+        "first_image": samples["image_id"][0] if samples["image_id"] else None,
+    }
+
+
+def explore_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    h = views.threshold(request.query_params.get("h"))
+    runs = parse_run_ids(request.query_params.get("runs"), "runs") or views.latest_attack(reader)
+    if not runs:
+        raise NotFoundError("the store has no attack runs yet: start one with `advdb attack --loss ce-sign --n 500`")
+    labels = views.run_labels(reader, runs)
+    means = views.by_run(reader.query("ui_trajectory_means", runs=runs).to_pylist(), runs)
+    shares = views.by_run(reader.query("ui_subspace_shares", runs=runs, h=h).to_pylist(), runs)
+    context: dict[str, Any] = {
+        "runs": runs,
+        "labels": labels,
+        "h": h,
+        "plots": {
+            "means": figures.mean_curves([(labels[r], means[r]) for r in runs], h=h),
+            "shares": figures.subspace_shares([(labels[r], shares[r]) for r in runs]),
+        },
+    }
+    image_id = request.query_params.get("image")
+    image_run = runs[0]
+    samples = reader.query("ui_run_samples", run=image_run).to_pylist()
+    context["images"] = samples[:200]
+    chosen = int(image_id) if image_id and image_id.isdigit() else (samples[0]["image_id"] if samples else None)
+    if chosen is not None:
+        rows = reader.query("ui_image_trajectory", run=image_run, image=chosen).to_pydict()
+        if not rows["iteration"]:
+            raise NotFoundError(f"image {chosen} was not attacked in run {image_run}")
+        info = views.one(reader.query("ui_image", run=image_run, image=chosen), f"no image {chosen} in run {image_run}")
+        context.update(image=info, image_run=image_run)
+        context["plots"]["image"] = figures.image_trajectory(rows, h=h)
+    return "explore.html", context
+
+
+def compare_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    runs = parse_run_ids(request.query_params.get("runs"), "runs") or []
+    if not 2 <= len(runs) <= 8:
+        raise QueryError("compare takes 2 to 8 runs: /compare?runs=3,4,5")
+    info = [views.one(reader.query("ui_run", run=r), f"no run {r} in the store") for r in runs]
+    labels = views.run_labels(reader, runs)
+    means = views.by_run(reader.query("ui_trajectory_means", runs=runs).to_pylist(), runs)
+    firsts = [
+        (
+            labels[r],
+            [
+                s["first_success_iter"]
+                for s in reader.query("ui_run_samples", run=r).to_pylist()
+                if s["first_success_iter"] is not None
+            ],
+        )
+        for r in runs
+    ]
+    plots = {
+        "means": figures.mean_curves([(labels[r], means[r]) for r in runs], h=0.9),
+        "first": figures.histograms(firsts, title="first iteration at the target", xlabel="iteration"),
+    }
+    return "compare.html", {"runs": runs, "rows": views.compare_rows(info), "plots": plots}
+
+
+def reports_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    from advdb.analytics.reports import REPORTS
+
+    return "reports.html", {"reports": [(r.name, r.title) for r in REPORTS.values()]}
+
+
+def report_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    name = request.path_params["name"]
+    output = views.build_report(reader, name)
+    return "report.html", {"name": name, **output}
+
+
+def sql_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+    text = request.query_params.get("q", "").strip()
+    context: dict[str, Any] = {"q": text, "columns": [], "rows": [], "more": 0}
+    if text:
+        table = reader.sql(text)
+        context.update(
+            columns=table.column_names,
+            rows=table.slice(0, SQL_ROW_LIMIT).to_pylist(),
+            more=max(table.num_rows - SQL_ROW_LIMIT, 0),
+        )
+    return "sql.html", context
+
+
+def image(request: Request, reader: StoreReader) -> Response:
+    """An attacked image as PNG: ``genuine``, ``adversarial`` or their ``difference`` (rescaled)."""
+    try:
+        png = views.image_png(
+            reader,
+            int(request.path_params["run_id"]),
+            int(request.path_params["image_id"]),
+            request.path_params["which"],
+        )
+    except AdvdbError as exc:
+        return Response(str(exc), status_code=404, media_type="text/plain")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+
+@lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return str(get_plotlyjs())
+
+
+def plotly_js(request: Request) -> Response:
+    return Response(_plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
+
+
+def serve(location: StoreLocation, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the app until Ctrl-C."""
+    import uvicorn
+
+    uvicorn.run(create_app(location), host=host, port=port, log_level="warning")

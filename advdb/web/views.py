@@ -1,0 +1,194 @@
+"""What the pages show, computed from query results: filters, sorting, summaries, images."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from advdb import formatting
+from advdb.errors import ConfigError, NotFoundError
+from advdb.web.reader import StoreReader
+
+RUN_FILTERS = ("kind", "status", "loss", "mode", "model")
+RUN_COLUMNS = [
+    "run_id",
+    "kind",
+    "status",
+    "attack",
+    "loss",
+    "mode",
+    "model",
+    "n_images",
+    "images_done",
+    "succeeded",
+    "iterations",
+    "device",
+    "created_at",
+    "wall_seconds",
+    "name",
+]
+COMPARE_FIELDS = [
+    "kind",
+    "status",
+    "attack",
+    "loss",
+    "mode",
+    "model",
+    "dataset",
+    "n_images",
+    "iterations",
+    "seed",
+    "device",
+    "images_done",
+    "succeeded",
+    "trajectory_rows",
+    "wall_seconds",
+    "attack_seconds",
+]
+
+
+def cell(v: Any, column: str = "") -> str:
+    return formatting.value(v, column)
+
+
+def one(table: pa.Table, missing: str) -> dict[str, Any]:
+    """The single row of ``table``; a NotFoundError saying ``missing`` when there is none."""
+    rows = table.to_pylist()
+    if not rows:
+        raise NotFoundError(missing)
+    return dict(rows[0])
+
+
+def as_json(v: Any) -> Any:
+    """A JSON column as Python (SQLite hands it over as text)."""
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def sort_key(value: str | None) -> str:
+    return value if value in RUN_COLUMNS else "run_id"
+
+
+def sorted_rows(rows: list[dict[str, Any]], key: str, desc: bool) -> list[dict[str, Any]]:
+    """Rows by ``key`` (missing values last), newest first by default."""
+    if key == "run_id" and not desc:
+        return rows  # the query's order: newest first
+    present = [r for r in rows if r[key] is not None]
+    missing = [r for r in rows if r[key] is None]
+    return sorted(present, key=lambda r: r[key], reverse=desc) + missing
+
+
+def filter_choices(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The values each filter can take, from the runs in the store."""
+    return {k: sorted({str(r[k]) for r in rows if r[k] is not None}) for k in RUN_FILTERS}
+
+
+def timing(run: dict[str, Any]) -> list[tuple[str, str]]:
+    keys = ("created_at", "started_at", "finished_at", "wall_seconds", "attack_seconds")
+    return [(formatting.heading(k), cell(run.get(k), k)) for k in keys]
+
+
+def success(run: dict[str, Any]) -> str:
+    done, ok = run.get("images_done") or 0, run.get("succeeded") or 0
+    return f"{ok / done:.1%} of {done:,} images reached their target" if done else "no image committed yet"
+
+
+def threshold(value: str | None) -> float:
+    try:
+        h = float(value) if value else 0.9
+    except ValueError:
+        raise ConfigError(f"h must be a number between 0 and 1, got {value!r}") from None
+    if not 0 < h < 1:
+        raise ConfigError(f"h must lie between 0 and 1, got {h}")
+    return h
+
+
+def latest_attack(reader: StoreReader) -> list[int]:
+    rows = reader.query("ui_runs", kind="attack", status=None, loss=None, mode=None, model=None).to_pylist()
+    return [rows[0]["run_id"]] if rows else []
+
+
+def run_labels(reader: StoreReader, runs: list[int]) -> dict[int, str]:
+    """``run 3 (ce-sign, equal-perturbation)`` for each run; a run that does not exist is a NotFoundError."""
+    rows = {r["run_id"]: r for r in reader.query("ui_runs", **dict.fromkeys(RUN_FILTERS)).to_pylist()}
+    missing = [r for r in runs if r not in rows]
+    if missing:
+        raise NotFoundError(f"no run {missing[0]} in the store")
+    labels = {}
+    for r in runs:
+        what = ", ".join(str(v) for v in (rows[r]["loss"] or rows[r]["attack"], rows[r]["mode"]) if v)
+        labels[r] = f"run {r} ({what})" if what else f"run {r}"
+    return labels
+
+
+def by_run(rows: list[dict[str, Any]], runs: list[int]) -> dict[int, dict[str, list[Any]]]:
+    """Column lists per run, from rows that carry ``run_id``."""
+    out: dict[int, dict[str, list[Any]]] = {r: {} for r in runs}
+    for row in rows:
+        cols = out[row["run_id"]]
+        for k, v in row.items():
+            cols.setdefault(k, []).append(v)
+    return out
+
+
+def compare_rows(info: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    rows = [(formatting.heading(f), [cell(run.get(f), f) for run in info]) for f in COMPARE_FIELDS]
+    rows.append(("success", [success(run) for run in info]))
+    return rows
+
+
+def build_report(reader: StoreReader, name: str) -> dict[str, Any]:
+    """A report as ``advdb report`` makes it: its table, its figure (PNG, base64) and notes."""
+    import base64
+
+    from advdb.analytics.reports import REPORTS, build, get_report
+
+    get_report(name)
+    with reader.lock:
+        output = build(reader.session(), name)
+    figure = None
+    if output.figure is not None:
+        buf = io.BytesIO()
+        output.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        figure = base64.b64encode(buf.getvalue()).decode()
+        import matplotlib.pyplot as plt
+
+        plt.close(output.figure)
+    columns, rows = output.display if output.display is not None else ([], [])
+    return {"title": REPORTS[name].title, "columns": columns, "rows": rows, "figure": figure, "notes": output.notes}
+
+
+def image_png(reader: StoreReader, run_id: int, image_id: int, which: str) -> bytes:
+    """PNG of an attacked image: genuine, adversarial, or the difference rescaled around mid-grey."""
+    from PIL import Image
+
+    from advdb import artifacts
+    from advdb.analytics.images import genuine_images
+
+    if which not in ("genuine", "adversarial", "difference"):
+        raise NotFoundError(f"no image {which!r}: genuine, adversarial or difference")
+    info = one(reader.query("ui_image", run=run_id, image=image_id), f"no image {image_id} in run {run_id}")
+    shape = as_json(info["image_shape"]) or [None]
+    genuine = genuine_images(
+        info["dataset_kind"], info["dataset"], info["dataset_root"], [info["idx"]], image_size=shape[-1]
+    )[0]
+    pixels = genuine
+    if which != "genuine":
+        if info["path"] is None:
+            raise NotFoundError(f"run {run_id} stored no image file for image {image_id}")
+        adv = artifacts.load(reader.location.artifacts_dir / info["path"], expected_sha256=info["sha256"])
+        pixels = adv if which == "adversarial" else _rescaled(adv.astype(np.float32) - genuine.astype(np.float32))
+    arr = np.clip(np.asarray(pixels, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
+    im = Image.fromarray(arr[:, :, 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _rescaled(d: np.ndarray) -> np.ndarray:
+    """``d`` mapped to [0, 1] with 0 at mid-grey and the largest |d| at 0 or 1."""
+    m = float(np.abs(d).max())
+    return 0.5 + d / (2 * m) if m > 0 else np.full_like(d, 0.5)
