@@ -69,6 +69,18 @@ def test_images_are_pngs(client: TestClient, ui_store: tuple[str, list[int]]) ->
     assert client.get(f"/image/{run}/999999/genuine.png").status_code == 404
 
 
+def test_report_pages_and_figures(client: TestClient) -> None:
+    assert "<table>" in client.get("/reports/table1").text
+    page = client.get("/reports/fig3")
+    assert page.status_code == 200 and 'src="/reports/fig3.png"' in page.text
+    figure = client.get("/reports/fig3.png")
+    assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG")
+    assert isinstance(client.get("/reports/fig3/notes").json()["notes"], list)
+    missing = client.get("/reports/fig6.png")  # no circles run in this store
+    assert missing.status_code == 404 and "circles" in missing.text
+    assert "circles" in " ".join(client.get("/reports/fig6/notes").json()["notes"])
+
+
 def test_plotly_is_served_from_the_package(client: TestClient) -> None:
     r = client.get("/static/plotly.js")
     assert r.status_code == 200 and "plotly" in r.text[:2000].lower() and len(r.text) > 1_000_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
@@ -31,6 +32,7 @@ Handler = Callable[[Request], Response]
 def create_app(location: StoreLocation) -> Starlette:
     """The app over the store at ``location`` (its schema checked by the caller)."""
     reader = StoreReader(location)
+    reports = views.ReportCache()
 
     def page(fn: Callable[[Request, StoreReader], tuple[str, dict[str, Any]]]) -> Handler:
         def handler(request: Request) -> Response:
@@ -50,7 +52,9 @@ def create_app(location: StoreLocation) -> Starlette:
         Route("/explore", page(explore_page), methods=["GET"]),
         Route("/compare", page(compare_page), methods=["GET"]),
         Route("/reports", page(reports_page), methods=["GET"]),
-        Route("/reports/{name}", page(report_page), methods=["GET"]),
+        Route("/reports/{name}.png", lambda r: report_figure(r, reader, reports), methods=["GET"]),
+        Route("/reports/{name}/notes", lambda r: report_notes(r, reader, reports), methods=["GET"]),
+        Route("/reports/{name}", page(functools.partial(report_page, reports=reports)), methods=["GET"]),
         Route("/sql", page(sql_page), methods=["GET"]),
         Route("/image/{run_id:int}/{image_id:int}/{which}.png", lambda r: image(r, reader), methods=["GET"]),
         Route("/api/version", lambda r: JSONResponse({"version": reader.version()}), methods=["GET"]),
@@ -178,10 +182,34 @@ def reports_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, 
     return "reports.html", {"reports": [(r.name, r.title) for r in REPORTS.values()]}
 
 
-def report_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
+def report_page(request: Request, reader: StoreReader, *, reports: views.ReportCache) -> tuple[str, dict[str, Any]]:
+    """A table report at once; a figure report's page links its PNG, drawn when the browser asks."""
+    from advdb.analytics.reports import get_report
+
     name = request.path_params["name"]
-    output = views.build_report(reader, name)
-    return "report.html", {"name": name, **output}
+    report = get_report(name)
+    context: dict[str, Any] = {"name": name, "title": report.title, "kind": report.kind}
+    if report.kind != "figure":
+        built = reports.get(reader, name)
+        context.update(columns=built.columns, rows=built.rows, notes=built.notes)
+    return "report.html", context
+
+
+def report_figure(request: Request, reader: StoreReader, reports: views.ReportCache) -> Response:
+    try:
+        built = reports.get(reader, request.path_params["name"])
+    except AdvdbError as exc:
+        return Response(str(exc), status_code=404, media_type="text/plain")
+    if built.png is None:
+        return Response(f"{request.path_params['name']} has no figure", status_code=404, media_type="text/plain")
+    return Response(built.png, media_type="image/png")
+
+
+def report_notes(request: Request, reader: StoreReader, reports: views.ReportCache) -> Response:
+    try:
+        return JSONResponse({"notes": reports.get(reader, request.path_params["name"]).notes})
+    except AdvdbError as exc:
+        return JSONResponse({"notes": [str(exc)]}, status_code=404)
 
 
 def sql_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -140,25 +143,52 @@ def compare_rows(info: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def build_report(reader: StoreReader, name: str) -> dict[str, Any]:
-    """A report as ``advdb report`` makes it: its table, its figure (PNG, base64) and notes."""
-    import base64
+@dataclass(frozen=True)
+class BuiltReport:
+    """A report as ``advdb report`` makes it: its table (as shown), its figure as PNG, its notes."""
 
+    title: str
+    kind: str
+    columns: list[str]
+    rows: list[list[str]]
+    png: bytes | None
+    notes: list[str]
+
+
+class ReportCache:
+    """Reports built once per store version: a figure takes about a second to draw."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._items: OrderedDict[tuple[str, str], BuiltReport] = OrderedDict()
+        self._lock = threading.Lock()
+        self.size = size
+
+    def get(self, reader: StoreReader, name: str) -> BuiltReport:
+        key = (name, reader.version())
+        with self._lock:  # one build at a time: concurrent requests for a figure wait for the first
+            if key not in self._items:
+                self._items[key] = _build_report(reader, name)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return self._items[key]
+
+
+def _build_report(reader: StoreReader, name: str) -> BuiltReport:
     from advdb.analytics.reports import REPORTS, build, get_report
 
-    get_report(name)
+    report = get_report(name)
     with reader.lock:
         output = build(reader.session(), name)
-    figure = None
+    png = None
     if output.figure is not None:
-        buf = io.BytesIO()
-        output.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        figure = base64.b64encode(buf.getvalue()).decode()
         import matplotlib.pyplot as plt
 
+        buf = io.BytesIO()
+        output.figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         plt.close(output.figure)
+        png = buf.getvalue()
     columns, rows = output.display if output.display is not None else ([], [])
-    return {"title": REPORTS[name].title, "columns": columns, "rows": rows, "figure": figure, "notes": output.notes}
+    return BuiltReport(REPORTS[name].title, report.kind, list(columns), [list(r) for r in rows], png, output.notes)
 
 
 def image_png(reader: StoreReader, run_id: int, image_id: int, which: str) -> bytes:
