@@ -32,6 +32,7 @@ from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
+from advdb.execution import ExecutionOptions, prepare
 from advdb.models.classifiers import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -47,7 +48,7 @@ from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
 from advdb.store.records import RunRecord
 from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
-from advdb.vocabulary import OPTIMIZERS, check_choice
+from advdb.vocabulary import DEFAULT_PRECISION, OPTIMIZERS, check_choice
 
 SMALL_ARCH = "small-cnn"
 
@@ -72,6 +73,8 @@ class DetectorSpec:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    precision: str = DEFAULT_PRECISION
+    compile: bool = False
 
     @property
     def setting(self) -> str:
@@ -112,6 +115,7 @@ class DetectorSpec:
                     "(resnet18, alexnet, vgg16, …)"
                 )
         resolve_device(self.device)
+        ExecutionOptions(precision=self.precision, compile=self.compile)  # validates
 
     def to_config(self) -> dict[str, Any]:
         return {**asdict(self), "setting": self.setting}
@@ -374,8 +378,9 @@ class _Training:
             num_workers=spec.workers,
             pin_memory=pin,
         )
-        self.model = build_detector(spec, ds.image_shape).to(device)
-        params = self.model.parameters()
+        self.net = build_detector(spec, ds.image_shape).to(device)  # what checkpoints hold
+        self.model = prepare(self.net, device, ExecutionOptions(precision=spec.precision, compile=spec.compile))
+        params = self.net.parameters()
         if spec.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
                 params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
@@ -388,14 +393,14 @@ class _Training:
 
     def state(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(),
+            "model": self.net.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "generator": self.generator.get_state(),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])

@@ -13,6 +13,7 @@ import torch
 
 from advdb.data import ImageDataset
 from advdb.errors import ConfigError, DataError
+from advdb.execution import ExecutionOptions, set_precision
 from advdb.models import LoadedClassifier
 
 
@@ -56,6 +57,7 @@ def plan_targets(
     ``only_labels`` restricts the images to those classes. Returns the plan and the
     dataset's labels (the classifier's predictions for synthetic data).
     """
+    set_precision(ExecutionOptions())  # plans are made in strict float32, whatever the run's precision
     order = np.random.default_rng(seed).permutation(len(ds))
     labels = ds.labels
     if only_labels is not None:

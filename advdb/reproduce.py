@@ -19,7 +19,7 @@ from advdb.runner import resume_attack, run_attack
 from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
-from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES, check_choice
+from advdb.vocabulary import DEFAULT_PRECISION, FULL_ATTACKS, MODES, SOURCES, check_choice
 
 
 @dataclass
@@ -97,6 +97,8 @@ def plan_study(
     weights: str | None = None,
     with_torchvision_detectors: bool = False,
     seed: int = 0,
+    precision: str = DEFAULT_PRECISION,
+    compile: bool = False,
 ) -> tuple[list[Step], dict[str, int]]:
     p = STUDY_PRESETS[check_choice(preset_name, tuple(STUDY_PRESETS), "preset")]
     if preset_name == "imagenet" and not (data_dir and weights):
@@ -126,6 +128,8 @@ def plan_study(
         batch_size=p.batch_size,
         device=device,
         seed=seed,
+        precision=precision,
+        compile=compile,
     )
     for mode in MODES:
         for loss in SOURCES:
@@ -147,6 +151,8 @@ def plan_study(
                 device=device,
                 seed=seed,
                 workers=p.workers,
+                precision=precision,
+                compile=compile,
             )
 
         steps.append(

@@ -12,8 +12,9 @@ from advdb.attacks import Attack, create_attack
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError, check_seed
+from advdb.execution import ExecutionOptions
 from advdb.models import LoadedClassifier, create_classifier
-from advdb.vocabulary import DEFAULT_SOURCE, TARGET_RULES, check_choice
+from advdb.vocabulary import DEFAULT_PRECISION, DEFAULT_SOURCE, TARGET_RULES, check_choice
 
 
 @dataclass(kw_only=True)
@@ -41,6 +42,13 @@ class AttackSpec:
     save_images: bool = True
     labels: list[int] | None = None
     name: str | None = None
+    precision: str = DEFAULT_PRECISION
+    compile: bool = False
+
+    @property
+    def execution(self) -> ExecutionOptions:
+        """How the attack computes (:mod:`advdb.execution`); part of the run's configuration."""
+        return ExecutionOptions(precision=self.precision, compile=self.compile)
 
     def validate(self) -> Attack:
         """Check every option before any work; returns the configured attack."""
@@ -54,6 +62,7 @@ class AttackSpec:
         check_choice(self.targets, TARGET_RULES, "target selection")
         check_format(self.image_format)
         resolve_device(self.device)
+        self.execution  # noqa: B018 - validates the precision
         return create_attack(self.attack, **self.params)
 
     def to_config(self) -> dict[str, Any]:

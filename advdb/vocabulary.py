@@ -35,6 +35,10 @@ IMAGE_FORMATS: tuple[str, ...] = ("png", "npy")
 RUN_KINDS: tuple[str, ...] = ("attack", "detector", "circles")
 RUN_STATUSES: tuple[str, ...] = ("planned", "running", "finished", "failed", "interrupted")
 
+#: How a run computes (advdb.execution): strict float32, TF32 tensor cores, or bf16 autocast.
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
+DEFAULT_PRECISION = "fp32"
+
 #: Detector optimisers and the presets of ``advdb reproduce``.
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 PRESETS: tuple[str, ...] = ("digits", "imagenet")

@@ -22,6 +22,7 @@ from advdb.attacks import Attack
 from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset
 from advdb.errors import InterruptedRun
+from advdb.execution import prepare
 from advdb.models import LoadedClassifier
 from advdb.planning import Plan
 from advdb.progress import AttackProgress
@@ -121,6 +122,7 @@ class Execution:
     ) -> None:
         self.store, self.run_id, self.spec, self.attack = store, run_id, spec, attack
         self.ds, self.clf, self.device, self.plan = ds, clf, device, plan
+        self.model = prepare(clf.module, device, spec.execution)  # as the run computes: precision, compile
         self.image_ids = image_ids  # per plan position
         self.progress = progress
         self.worker_id: int | None = None
@@ -186,11 +188,11 @@ class Execution:
         y = torch.as_tensor(y_np, device=dev)
         t = torch.as_tensor(t_np, device=dev)
         torch.manual_seed(batch_seed(self.spec.seed, b))
-        outcome = self.attack.run(self.clf.module, x0, y, t, num_classes=self.clf.num_classes)
+        outcome = self.attack.run(self.model, x0, y, t, num_classes=self.clf.num_classes)
         stats = outcome.stats.numpy()
         ids = self.image_ids[sl]
         summary = summarise(stats, y_np, t_np)
-        summary.update(final_summary(self.clf.module, x0, outcome.x_adv, t))
+        summary.update(final_summary(self.model, x0, outcome.x_adv, t))
         summary["image_id"] = ids.astype(np.int32)
         summary["batch_index"] = np.full(len(ids), b, dtype=np.int32)
         payload = self._artifacts(outcome.x_adv, ids, t_np) if self.spec.save_images else None
@@ -210,10 +212,10 @@ class Execution:
     def _artifacts(self, x_adv: torch.Tensor, ids: np.ndarray, t_np: np.ndarray) -> ArtifactPayload:
         if self.spec.image_format == "png":
             q = _quantize(x_adv)
-            saved_pred = self.clf.module(q.float() / 255.0).argmax(1)
+            saved_pred = self.model(q.float() / 255.0).argmax(1)
             pixels = q.cpu().numpy()
         else:
-            saved_pred = self.clf.module(x_adv).argmax(1)
+            saved_pred = self.model(x_adv).argmax(1)
             pixels = x_adv.float().cpu().numpy()
         sp = saved_pred.cpu().numpy()
         return ArtifactPayload(

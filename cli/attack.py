@@ -12,7 +12,7 @@ from advdb.vocabulary import DEFAULT_SOURCE, UNIFIED_ONLY
 
 from . import context, render
 from .errors import command
-from .options import AttackName, ImageFormat, Loss, Mode, Targets, parse_number, parse_shape
+from .options import AttackName, ImageFormat, Loss, Mode, Precision, Targets, parse_number, parse_shape
 
 if TYPE_CHECKING:
     from advdb.spec import AttackSpec
@@ -69,6 +69,14 @@ def attack(
     image_shape: str | None = typer.Option(None, "--image-shape", help="C,H,W of synthetic images."),
     batch_size: int = typer.Option(128, "--batch-size", "-b", help="Images per batch (one commit each)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    precision: Precision = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast; statistics stay fp32).",
+    ),
+    compile: bool = typer.Option(
+        False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of image selection and targets."),
     targets: Targets = typer.Option("random", "--targets", help="Target selection."),
     image_format: ImageFormat = typer.Option(
@@ -141,6 +149,8 @@ def attack(
             n=n,
             batch_size=batch_size,
             device=device,
+            precision=precision.value,
+            compile=compile,
             seed=seed,
             targets=targets.value,
             image_format=image_format.value,

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # built at run time; to a type checker each is a Choice
     Catalogue: TypeAlias = Choice
     OutFormat: TypeAlias = Choice
     ExportFormat: TypeAlias = Choice
+    Precision: TypeAlias = Choice
 else:
     AttackName = choices("AttackName", vocabulary.ATTACKS)
     Loss = choices("Loss", vocabulary.SOURCES)
@@ -42,6 +43,7 @@ else:
     Catalogue = choices("Catalogue", vocabulary.CATALOGUES)
     OutFormat = choices("OutFormat", ("table", "csv", "json", "parquet"))
     ExportFormat = choices("ExportFormat", ("parquet",))
+    Precision = choices("Precision", vocabulary.PRECISIONS)
 
 
 def parse_number(value: str | None, option: str) -> float | None:

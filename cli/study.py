@@ -9,7 +9,7 @@ import typer
 
 from . import context, render
 from .errors import command
-from .options import Mode, PresetName
+from .options import Mode, Precision, PresetName
 from .sql import print_notices
 
 app = typer.Typer()
@@ -54,6 +54,14 @@ def reproduce(
         False, "--with-torchvision-detectors", help="Also train ResNet-18 detectors (digits preset)."
     ),
     device: str = typer.Option("auto", "--device"),
+    precision: Precision = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast; statistics stay fp32).",
+    ),
+    compile: bool = typer.Option(
+        False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run the whole paper: the sources in both modes, the full attacks, detectors, circles, every report."""
@@ -70,6 +78,8 @@ def reproduce(
             weights=weights,
             with_torchvision_detectors=with_torchvision_detectors,
             seed=seed,
+            precision=precision.value,
+            compile=compile,
         )
         location = store.location
     written, findings, out_dir = _reports_and_findings(location, out)

@@ -148,3 +148,9 @@ def test_registries_hold_the_vocabulary() -> None:
 
     assert sorted(list_attacks()) == sorted(vocabulary.ATTACKS)
     assert list(list_sources()) == sorted(vocabulary.SOURCES)
+
+
+def test_the_study_presets_are_the_vocabulary_s() -> None:
+    from advdb import reproduce, vocabulary
+
+    assert tuple(reproduce.STUDY_PRESETS) == vocabulary.PRESETS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from advdb import reproduce
@@ -10,16 +12,33 @@ from advdb.store import open_store
 from advdb.store.runs import list_runs
 
 
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setitem(
-        reproduce.STUDY_PRESETS,
-        "tiny",
-        reproduce.Preset(
-            n=16, iterations=12, batch_size=16, full_attack_n=8, detector_epochs=1, circles_n=10, circles_iterations=10
-        ),
-    )
-    return "tiny"
+@pytest.fixture(scope="module")
+def tiny() -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(
+            reproduce.STUDY_PRESETS,
+            "tiny",
+            reproduce.Preset(
+                n=16,
+                iterations=12,
+                batch_size=16,
+                full_attack_n=8,
+                detector_epochs=1,
+                circles_n=10,
+                circles_iterations=10,
+            ),
+        )
+        yield "tiny"
+
+
+@pytest.fixture(scope="module")
+def study(tiny: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, reproduce.StudyResult, list]:
+    """The tiny study, run once for the module: (store URL, its result, the steps' states)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('study') / 'store.db'}"
+    first = Steps()
+    with open_store(url) as store:
+        result = reproduce.run_study(store, tiny, progress=first)
+    return url, result, first.states
 
 
 class Steps:
@@ -31,10 +50,9 @@ class Steps:
             self.states.append((label, state))
 
 
-def test_study_runs_once_and_continues(sqlite_url: str, tiny: str, cli, tmp_path) -> None:  # noqa: ANN001
-    first = Steps()
+def test_study_runs_once_and_continues(study: tuple[str, reproduce.StudyResult, list], tiny: str) -> None:
+    sqlite_url, result, _ = study
     with open_store(sqlite_url) as store:
-        result = reproduce.run_study(store, tiny, progress=first)
         kinds = sorted(r.kind for r in list_runs(store))
     assert len(result.runs) == 17 and not result.skipped
     assert kinds.count("attack") == 8 + 3 + 4 and kinds.count("detector") == 5 and kinds.count("circles") == 1
@@ -57,20 +75,13 @@ def test_imagenet_preset_needs_its_data() -> None:
         reproduce.plan_study(None, "cifar")  # type: ignore[arg-type]
 
 
-def test_findings_summary(sqlite_url: str, tiny: str) -> None:
+def test_findings_summary(study: tuple[str, reproduce.StudyResult, list]) -> None:
     from advdb.analytics.findings import measure_findings
     from advdb.analytics.query import QuerySession, checked_location
 
-    with open_store(sqlite_url) as store:
-        reproduce.run_study(store, tiny)
+    sqlite_url = study[0]
     with QuerySession(checked_location(sqlite_url)) as q:
         findings = measure_findings(q)
     assert [f.number for f in findings] == [1, 2, 3, 4, 5, 6]
     assert all(f.agrees is not None for f in findings)  # every finding has its data
     assert "ce" in findings[0].measured and "CW spends" in findings[4].measured
-
-
-def test_the_presets_are_the_vocabulary_s() -> None:
-    from advdb.vocabulary import PRESETS
-
-    assert tuple(reproduce.STUDY_PRESETS) == PRESETS

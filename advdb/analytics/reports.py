@@ -478,7 +478,26 @@ def build(
     if not 1 <= examples <= 64:
         raise ConfigError(f"--examples must be between 1 and 64, got {examples}")
     rep = get_report(name)
-    return rep.build(Context(session, select_runs(session, runs), confidence, examples))
+    selection = select_runs(session, runs)
+    output = rep.build(Context(session, selection, confidence, examples))
+    note = execution_note(selection)
+    if note:
+        output.notes.append(note)
+    return output
+
+
+def execution_note(selection: RunSelection) -> str | None:
+    """A note when the selected runs computed with different precision or compile settings."""
+    settings = {
+        r: f"{info['precision']}{' compiled' if info['compiled'] else ''}" for r, info in sorted(selection.info.items())
+    }
+    if len(set(settings.values())) <= 1:
+        return None
+    listed = ", ".join(f"run {r} {s}" for r, s in settings.items())
+    return (
+        f"these runs computed differently ({listed}): their findings are comparable (tests/test_execution.py checks "
+        "that success rates and the ordering of the sources do not depend on it), single trajectories are not"
+    )
 
 
 def report_data(
