@@ -47,7 +47,7 @@ class BF16Autocast(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=self.device_type, dtype=torch.bfloat16):
-            z = self.model(x)
+            z: torch.Tensor = self.model(x)
         return z.float()
 
 
