@@ -6,7 +6,6 @@ import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Callable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +238,7 @@ def image(request: Request, reader: StoreReader) -> Response:
     return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
-@lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def _plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
