@@ -12,7 +12,18 @@ from advdb.vocabulary import DEFAULT_SOURCE, UNIFIED_ONLY
 
 from . import context, render
 from .errors import command
-from .options import AttackName, ImageFormat, Loss, Mode, Precision, Targets, parse_number, parse_shape
+from .options import (
+    AttackName,
+    ImageFormat,
+    Loss,
+    Mode,
+    Precision,
+    Targets,
+    compile_option,
+    parse_number,
+    parse_shape,
+    precision_option,
+)
 
 if TYPE_CHECKING:
     from advdb.spec import AttackSpec
@@ -69,14 +80,8 @@ def attack(
     image_shape: str | None = typer.Option(None, "--image-shape", help="C,H,W of synthetic images."),
     batch_size: int = typer.Option(128, "--batch-size", "-b", help="Images per batch (one commit each)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    precision: Precision = typer.Option(
-        "fp32",
-        "--precision",
-        help="fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast; statistics stay fp32).",
-    ),
-    compile: bool = typer.Option(
-        False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
-    ),
+    precision: Precision = precision_option(),
+    compile: bool = compile_option(),
     seed: int = typer.Option(0, "--seed", help="Seed of image selection and targets."),
     targets: Targets = typer.Option("random", "--targets", help="Target selection."),
     image_format: ImageFormat = typer.Option(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from enum import Enum
 from fractions import Fraction
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import typer
 
 from advdb import vocabulary
 from advdb.errors import ConfigError
@@ -67,3 +69,19 @@ def parse_shape(value: str | None) -> tuple[int, int, int] | None:
     if len(parts) != 3 or min(parts) < 1:
         raise ConfigError(f"--image-shape must be C,H,W such as 3,224,224, got {value!r}")
     return parts[0], parts[1], parts[2]
+
+
+def precision_option() -> Any:
+    """``--precision``, as attack, retrain and reproduce take it."""
+    return typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast; statistics stay fp32).",
+    )
+
+
+def compile_option() -> Any:
+    """``--compile/--no-compile``, as attack, retrain and reproduce take it."""
+    return typer.Option(
+        False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
+    )

@@ -9,7 +9,7 @@ from advdb.vocabulary import parse_run_ids
 
 from . import context, render
 from .errors import command
-from .options import Optimizer, Precision, parse_number
+from .options import Optimizer, Precision, compile_option, parse_number, precision_option
 
 app = typer.Typer()
 
@@ -54,14 +54,8 @@ def retrain(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the initialisation and the shuffling."),
     device: str = typer.Option("auto", "--device"),
-    precision: Precision = typer.Option(
-        "fp32",
-        "--precision",
-        help="fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast; statistics stay fp32).",
-    ),
-    compile: bool = typer.Option(
-        False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
-    ),
+    precision: Precision = precision_option(),
+    compile: bool = compile_option(),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes (use several on a GPU)."),
     resume: int | None = typer.Option(None, "--resume", help="Continue detector run RUN from its last finished epoch."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),

@@ -9,7 +9,7 @@ import typer
 
 from . import context, render
 from .errors import command
-from .options import Mode, Precision, PresetName
+from .options import Mode, Precision, PresetName, compile_option, precision_option
 from .sql import print_notices
 
 app = typer.Typer()
@@ -54,14 +54,8 @@ def reproduce(
         False, "--with-torchvision-detectors", help="Also train ResNet-18 detectors (digits preset)."
     ),
     device: str = typer.Option("auto", "--device"),
-    precision: Precision = typer.Option(
-        "fp32",
-        "--precision",
-        help="fp32 (strict), tf32 (TF32 tensor cores on CUDA) or bf16 (autocast; statistics stay fp32).",
-    ),
-    compile: bool = typer.Option(
-        False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
-    ),
+    precision: Precision = precision_option(),
+    compile: bool = compile_option(),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run the whole paper: the sources in both modes, the full attacks, detectors, circles, every report."""
