@@ -48,7 +48,7 @@ from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
 from advdb.store.records import RunRecord
 from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
-from advdb.vocabulary import DEFAULT_PRECISION, OPTIMIZERS, check_choice
+from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, OPTIMIZERS, check_choice
 
 SMALL_ARCH = "small-cnn"
 
@@ -75,6 +75,12 @@ class DetectorSpec:
     workers: int = 0
     precision: str = DEFAULT_PRECISION
     compile: bool = False
+    memory_format: str = DEFAULT_MEMORY_FORMAT
+
+    @property
+    def execution(self) -> ExecutionOptions:
+        """How the detector trains (:mod:`advdb.execution`); part of the run's configuration."""
+        return ExecutionOptions(precision=self.precision, compile=self.compile, memory_format=self.memory_format)
 
     @property
     def setting(self) -> str:
@@ -115,7 +121,7 @@ class DetectorSpec:
                     "(resnet18, alexnet, vgg16, …)"
                 )
         resolve_device(self.device)
-        ExecutionOptions(precision=self.precision, compile=self.compile)  # validates
+        self.execution  # noqa: B018 - validates the precision and memory format
 
     def to_config(self) -> dict[str, Any]:
         return {**asdict(self), "setting": self.setting}
@@ -379,7 +385,7 @@ class _Training:
             pin_memory=pin,
         )
         self.net = build_detector(spec, ds.image_shape).to(device)  # what checkpoints hold
-        self.model = prepare(self.net, device, ExecutionOptions(precision=spec.precision, compile=spec.compile))
+        self.model = prepare(self.net, device, spec.execution, in_place=True)  # the optimiser holds its parameters
         params = self.net.parameters()
         if spec.optimizer == "sgd":
             self.opt: torch.optim.Optimizer = torch.optim.SGD(
@@ -497,7 +503,10 @@ def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress 
     built = build_items(store, spec)  # every file checked (and hashed, once) before the run exists
     config = spec.to_config()
     pretrained = pretrained_weights(spec)
-    config["resolved"] = {"pretrained": str(pretrained) if pretrained is not None else None}
+    config["resolved"] = {
+        "pretrained": str(pretrained) if pretrained is not None else None,
+        "execution": spec.execution.resolved(resolve_device(spec.device)),
+    }
     run = create_run(
         store,
         kind="detector",

@@ -19,7 +19,7 @@ from advdb.runner import resume_attack, run_attack
 from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
-from advdb.vocabulary import DEFAULT_PRECISION, FULL_ATTACKS, MODES, SOURCES, check_choice
+from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, FULL_ATTACKS, MODES, SOURCES, check_choice
 
 
 @dataclass
@@ -99,6 +99,7 @@ def plan_study(
     seed: int = 0,
     precision: str = DEFAULT_PRECISION,
     compile: bool = False,
+    memory_format: str = DEFAULT_MEMORY_FORMAT,
 ) -> tuple[list[Step], dict[str, int]]:
     p = STUDY_PRESETS[check_choice(preset_name, tuple(STUDY_PRESETS), "preset")]
     if preset_name == "imagenet" and not (data_dir and weights):
@@ -130,6 +131,7 @@ def plan_study(
         seed=seed,
         precision=precision,
         compile=compile,
+        memory_format=memory_format,
     )
     for mode in MODES:
         for loss in SOURCES:
@@ -153,6 +155,7 @@ def plan_study(
                 workers=p.workers,
                 precision=precision,
                 compile=compile,
+                memory_format=memory_format,
             )
 
         steps.append(

@@ -198,6 +198,7 @@ def _run_fields(
         "dataset": ds.name,
         "classifier_sha256": clf.weights_sha256,
         "dataset_fingerprint": ds.fingerprint,
+        "execution": spec.execution.resolved(device),
     }
     return dict(
         kind="attack",

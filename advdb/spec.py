@@ -14,7 +14,7 @@ from advdb.devices import resolve_device
 from advdb.errors import ConfigError, check_seed
 from advdb.execution import ExecutionOptions
 from advdb.models import LoadedClassifier, create_classifier
-from advdb.vocabulary import DEFAULT_PRECISION, DEFAULT_SOURCE, TARGET_RULES, check_choice
+from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, DEFAULT_SOURCE, TARGET_RULES, check_choice
 
 
 @dataclass(kw_only=True)
@@ -44,11 +44,12 @@ class AttackSpec:
     name: str | None = None
     precision: str = DEFAULT_PRECISION
     compile: bool = False
+    memory_format: str = DEFAULT_MEMORY_FORMAT
 
     @property
     def execution(self) -> ExecutionOptions:
         """How the attack computes (:mod:`advdb.execution`); part of the run's configuration."""
-        return ExecutionOptions(precision=self.precision, compile=self.compile)
+        return ExecutionOptions(precision=self.precision, compile=self.compile, memory_format=self.memory_format)
 
     def validate(self) -> Attack:
         """Check every option before any work; returns the configured attack."""
@@ -62,7 +63,7 @@ class AttackSpec:
         check_choice(self.targets, TARGET_RULES, "target selection")
         check_format(self.image_format)
         resolve_device(self.device)
-        self.execution  # noqa: B018 - validates the precision
+        self.execution  # noqa: B018 - validates the precision and memory format
         return create_attack(self.attack, **self.params)
 
     def to_config(self) -> dict[str, Any]:

@@ -39,6 +39,10 @@ RUN_STATUSES: tuple[str, ...] = ("planned", "running", "finished", "failed", "in
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
 DEFAULT_PRECISION = "fp32"
 
+#: The classifier's memory layout (advdb.execution): chosen per device by measurement, or forced.
+MEMORY_FORMATS: tuple[str, ...] = ("auto", "contiguous", "channels-last")
+DEFAULT_MEMORY_FORMAT = "auto"
+
 #: Detector optimisers and the presets of ``advdb reproduce``.
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 PRESETS: tuple[str, ...] = ("digits", "imagenet")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # built at run time; to a type checker each is a Choice
     OutFormat: TypeAlias = Choice
     ExportFormat: TypeAlias = Choice
     Precision: TypeAlias = Choice
+    MemoryFormat: TypeAlias = Choice
 else:
     AttackName = choices("AttackName", vocabulary.ATTACKS)
     Loss = choices("Loss", vocabulary.SOURCES)
@@ -46,6 +47,7 @@ else:
     OutFormat = choices("OutFormat", ("table", "csv", "json", "parquet"))
     ExportFormat = choices("ExportFormat", ("parquet",))
     Precision = choices("Precision", vocabulary.PRECISIONS)
+    MemoryFormat = choices("MemoryFormat", vocabulary.MEMORY_FORMATS)
 
 
 def parse_number(value: str | None, option: str) -> float | None:
@@ -84,4 +86,13 @@ def compile_option() -> Any:
     """``--compile/--no-compile``, as attack, retrain and reproduce take it."""
     return typer.Option(
         False, "--compile/--no-compile", help="Run the classifier through torch.compile (first batch pays the compile)."
+    )
+
+
+def memory_format_option() -> Any:
+    """``--memory-format``, as attack, retrain and reproduce take it."""
+    return typer.Option(
+        vocabulary.DEFAULT_MEMORY_FORMAT,
+        "--memory-format",
+        help="Classifier layout: auto (channels-last on a CPU and when compiled on CUDA), contiguous or channels-last.",
     )

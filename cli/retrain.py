@@ -9,7 +9,15 @@ from advdb.vocabulary import parse_run_ids
 
 from . import context, render
 from .errors import command
-from .options import Optimizer, Precision, compile_option, parse_number, precision_option
+from .options import (
+    MemoryFormat,
+    Optimizer,
+    Precision,
+    compile_option,
+    memory_format_option,
+    parse_number,
+    precision_option,
+)
 
 app = typer.Typer()
 
@@ -56,6 +64,7 @@ def retrain(
     device: str = typer.Option("auto", "--device"),
     precision: Precision = precision_option(),
     compile: bool = compile_option(),
+    memory_format: MemoryFormat = memory_format_option(),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes (use several on a GPU)."),
     resume: int | None = typer.Option(None, "--resume", help="Continue detector run RUN from its last finished epoch."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
@@ -90,6 +99,7 @@ def retrain(
                 workers=workers,
                 precision=precision.value,
                 compile=compile,
+                memory_format=memory_format.value,
             )
             run_id = train_detector(store, spec, progress=_EpochPrinter())
         results = detector_results(store, run_id)

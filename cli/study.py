@@ -9,7 +9,7 @@ import typer
 
 from . import context, render
 from .errors import command
-from .options import Mode, Precision, PresetName, compile_option, precision_option
+from .options import MemoryFormat, Mode, Precision, PresetName, compile_option, memory_format_option, precision_option
 from .sql import print_notices
 
 app = typer.Typer()
@@ -56,6 +56,7 @@ def reproduce(
     device: str = typer.Option("auto", "--device"),
     precision: Precision = precision_option(),
     compile: bool = compile_option(),
+    memory_format: MemoryFormat = memory_format_option(),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run the whole paper: the sources in both modes, the full attacks, detectors, circles, every report."""
@@ -74,6 +75,7 @@ def reproduce(
             seed=seed,
             precision=precision.value,
             compile=compile,
+            memory_format=memory_format.value,
         )
         location = store.location
     written, findings, out_dir = _reports_and_findings(location, out)

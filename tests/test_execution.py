@@ -25,11 +25,33 @@ def test_compiled_fp32_trajectories_equal_eager_ones(digits) -> None:  # noqa: A
     x, y, t = x[:16], y[:16], t[:16]
     attack = create_attack("unified", loss="logit", mode="equal-perturbation", iterations=8)
     eager = attack.run(clf.module, x, y, t, num_classes=10)
-    compiled = attack.run(
-        prepare(clf.module, torch.device("cpu"), ExecutionOptions(compile=True)), x, y, t, num_classes=10
-    )
+    options = ExecutionOptions(compile=True, memory_format="contiguous")
+    compiled = attack.run(prepare(clf.module, torch.device("cpu"), options), x, y, t, num_classes=10)
     torch.testing.assert_close(compiled.stats, eager.stats, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(compiled.x_adv, eager.x_adv, rtol=0, atol=1e-5)
+
+
+def test_channels_last_trajectories_equal_contiguous_ones(digits) -> None:  # noqa: ANN001
+    clf, x, y, t = digits
+    attack = create_attack("unified", loss="ce", mode="equal-perturbation", iterations=20)
+    contiguous = attack.run(clf.module, x, y, t, num_classes=10)
+    model = prepare(clf.module, torch.device("cpu"), ExecutionOptions(memory_format="channels-last"))
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert next(m for m in clf.module.modules() if isinstance(m, torch.nn.Conv2d)).weight.is_contiguous()  # a copy
+    channels_last = attack.run(model, x, y, t, num_classes=10)
+    torch.testing.assert_close(channels_last.stats, contiguous.stats, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(channels_last.x_adv, contiguous.x_adv, rtol=0, atol=1e-5)
+
+
+def test_auto_layout_is_channels_last_on_a_cpu_and_when_compiled_on_cuda() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert ExecutionOptions().channels_last(cpu) and ExecutionOptions(compile=True).channels_last(cpu)
+    assert not ExecutionOptions().channels_last(cuda) and ExecutionOptions(compile=True).channels_last(cuda)
+    assert not ExecutionOptions(memory_format="contiguous").channels_last(cpu)
+    assert ExecutionOptions(memory_format="channels-last").channels_last(cuda)
+    assert not ExecutionOptions().cudnn_benchmark(cuda) and ExecutionOptions(precision="bf16").cudnn_benchmark(cuda)
+    assert not ExecutionOptions(precision="bf16").cudnn_benchmark(cpu)
 
 
 def _outcomes(clf, x, y, t, options: ExecutionOptions) -> dict[str, tuple[float, float]]:  # noqa: ANN001
@@ -59,6 +81,8 @@ def test_bf16_reaches_the_same_findings_as_fp32(digits) -> None:  # noqa: ANN001
 def test_bad_precision_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown precision 'fp16'"):
         ExecutionOptions(precision="fp16")
+    with pytest.raises(ConfigError, match="unknown memory format 'nhwc'"):
+        ExecutionOptions(memory_format="nhwc")
 
 
 def test_options_are_stored_shown_and_noted_by_reports(tmp_path, cli) -> None:  # noqa: ANN001
@@ -70,7 +94,9 @@ def test_options_are_stored_shown_and_noted_by_reports(tmp_path, cli) -> None:  
         code, _, err = cli(*common, "--loss", loss, "--precision", precision)
         assert code == 0, err
     code, out, _ = cli("--db", url, "runs", "show", "2", "--json")
-    assert json.loads(out)["config"]["precision"] == "bf16" and json.loads(out)["config"]["compile"] is False
+    config = json.loads(out)["config"]
+    assert config["precision"] == "bf16" and config["compile"] is False and config["memory_format"] == "auto"
+    assert config["resolved"]["execution"] == {"memory_format": "channels-last", "cudnn_benchmark": False}
     code, out, err = cli("--db", url, "report", "table1", "--out", str(tmp_path / "reports"))
     assert code == 0, err
     assert "run 1 fp32, run 2 bf16" in err

@@ -487,9 +487,12 @@ def build(
 
 
 def execution_note(selection: RunSelection) -> str | None:
-    """A note when the selected runs computed with different precision or compile settings."""
+    """A note when the selected runs computed with different precision, compile or layout settings."""
+    runs = sorted(selection.info.items())
+    layouts = len({info["memory_format"] for _, info in runs}) > 1
     settings = {
-        r: f"{info['precision']}{' compiled' if info['compiled'] else ''}" for r, info in sorted(selection.info.items())
+        r: " ".join([info["precision"]] + ["compiled"] * bool(info["compiled"]) + [info["memory_format"]] * layouts)
+        for r, info in runs
     }
     if len(set(settings.values())) <= 1:
         return None
