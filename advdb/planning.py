@@ -1,12 +1,16 @@
 """Which images a run attacks and towards which targets: the plan, computed once per run.
 
 The plan takes ``n`` images the classifier gets right, in a seeded order, each with a
-seeded target (random among the other classes, or the least likely class).
+seeded target (random among the other classes, or the least likely class). Plans are
+cached in the process per (classifier weights, dataset, device type, n, seed, target rule,
+classes), so the runs of one study (``advdb reproduce``: eight sources × modes on the same
+images) plan once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -41,6 +45,10 @@ class Plan:
     targets: np.ndarray
 
 
+_CACHE: OrderedDict[tuple[object, ...], tuple[Plan, np.ndarray]] = OrderedDict()
+_CACHE_SIZE = 8
+
+
 def plan_targets(
     clf: LoadedClassifier,
     ds: ImageDataset,
@@ -55,8 +63,34 @@ def plan_targets(
     """Pick ``n`` correctly classified images in a seeded order and a seeded target for each.
 
     ``only_labels`` restricts the images to those classes. Returns the plan and the
-    dataset's labels (the classifier's predictions for synthetic data).
+    dataset's labels (the classifier's predictions for synthetic data); a plan made before
+    in this process for the same inputs is returned again (as copies).
     """
+    classes = tuple(only_labels) if only_labels is not None else None
+    key = (clf.name, clf.weights_sha256, ds.name, ds.fingerprint, device.type, n, seed, targets, classes)
+    if key not in _CACHE:
+        _CACHE[key] = _plan(
+            clf, ds, n=n, seed=seed, targets=targets, device=device, batch_size=batch_size, only_labels=only_labels
+        )
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    plan, labels = _CACHE[key]
+    _CACHE.move_to_end(key)
+    copied = replace(plan, indices=plan.indices.copy(), labels=plan.labels.copy(), targets=plan.targets.copy())
+    return copied, labels.copy()
+
+
+def _plan(
+    clf: LoadedClassifier,
+    ds: ImageDataset,
+    *,
+    n: int,
+    seed: int,
+    targets: str,
+    device: torch.device,
+    batch_size: int,
+    only_labels: list[int] | None = None,
+) -> tuple[Plan, np.ndarray]:
     set_precision(ExecutionOptions())  # plans are made in strict float32, whatever the run's precision
     order = np.random.default_rng(seed).permutation(len(ds))
     labels = ds.labels

@@ -15,10 +15,11 @@ from advdb.circles import CirclesSpec, run_circles
 from advdb.detectors import DetectorSpec, resume_detector, train_detector
 from advdb.errors import ConfigError, ConflictError
 from advdb.progress import StepProgress
-from advdb.runner import resume_attack, run_attack
+from advdb.runner import resume_attack, run_attack, start_writer
 from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
+from advdb.store.writer import BackgroundWriter
 from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, FULL_ATTACKS, MODES, SOURCES, check_choice
 
 
@@ -81,6 +82,18 @@ def _find(store: Store, kind: str, config: dict[str, Any]) -> tuple[int, str] | 
     return None
 
 
+def _attack_step(store: Store, label: str, spec: AttackSpec, writer: Callable[[], BackgroundWriter | None]) -> Step:
+    cfg = spec.to_config()
+
+    def run() -> int:
+        return run_attack(store, spec, writer=writer())
+
+    def resume(run_id: int) -> int:
+        return resume_attack(store, run_id, writer=writer())
+
+    return Step(label, "attack", lambda: cfg, run, resume)
+
+
 @dataclass
 class StudyResult:
     runs: dict[str, int]
@@ -100,7 +113,10 @@ def plan_study(
     precision: str = DEFAULT_PRECISION,
     compile: bool = False,
     memory_format: str = DEFAULT_MEMORY_FORMAT,
+    writer: Callable[[], BackgroundWriter | None] = lambda: None,
 ) -> tuple[list[Step], dict[str, int]]:
+    """The study's steps, in order; ``writer`` gives the writer every attack shares (each starts
+    its own without it)."""
     p = STUDY_PRESETS[check_choice(preset_name, tuple(STUDY_PRESETS), "preset")]
     if preset_name == "imagenet" and not (data_dir and weights):
         raise ConfigError(
@@ -112,14 +128,6 @@ def plan_study(
     )
     ids: dict[str, int] = {}
     steps: list[Step] = []
-
-    def attack_step(key: str, spec: AttackSpec) -> None:
-        cfg = spec.to_config()
-
-        def run() -> int:
-            return run_attack(store, spec)
-
-        steps.append(Step(key, "attack", lambda: cfg, run, lambda r: resume_attack(store, r)))
 
     common = AttackSpec(
         model=p.model,
@@ -135,13 +143,12 @@ def plan_study(
     )
     for mode in MODES:
         for loss in SOURCES:
-            attack_step(
-                f"{loss} {mode}",
-                replace(common, params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n),
-            )
+            spec = replace(common, params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n)
+            steps.append(_attack_step(store, f"{loss} {mode}", spec, writer))
     for attack in FULL_ATTACKS:
         params = {"iterations": p.iterations} if attack == "ifgs" else {}
-        attack_step(attack, replace(common, attack=attack, params=params, n=p.full_attack_n))
+        spec = replace(common, attack=attack, params=params, n=p.full_attack_n)
+        steps.append(_attack_step(store, attack, spec, writer))
 
     def detector_step(label: str, arch: str, sources: Callable[[], list[int]]) -> None:
         def spec() -> DetectorSpec:
@@ -185,7 +192,18 @@ def run_study(
 ) -> StudyResult:
     """Run (or continue) the whole study; reports are made by the caller (``advdb report all``)."""
     t0 = time.perf_counter()
-    steps, ids = plan_study(store, preset_name, **options)
+    writer = functools.cache(lambda: start_writer(store))  # one writer for every attack, started when first needed
+    try:
+        steps, ids = plan_study(store, preset_name, writer=writer, **options)
+        skipped = _run_steps(store, steps, ids, progress)
+    finally:
+        if writer.cache_info().currsize:
+            writer().stop()
+    return StudyResult(runs=ids, skipped=skipped, seconds=time.perf_counter() - t0)
+
+
+def _run_steps(store: Store, steps: list[Step], ids: dict[str, int], progress: StepProgress | None) -> list[str]:
+    """Run, resume or skip each step in turn; returns the labels of the skipped ones."""
     skipped: list[str] = []
     for i, step in enumerate(steps):
         found = _find(store, step.kind, step.config())
@@ -207,4 +225,4 @@ def run_study(
             state = "done"
         if progress:
             progress.step(index=i + 1, total=len(steps), label=step.label, state=state)
-    return StudyResult(runs=ids, skipped=skipped, seconds=time.perf_counter() - t0)
+    return skipped

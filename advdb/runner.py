@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -47,18 +49,32 @@ from advdb.store.workers import ensure_claims, reap_dead_workers
 from advdb.store.writer import BackgroundWriter
 from advdb.worker import Execution, WorkerOptions, work
 
-__all__ = ["AttackSpec", "WorkerOptions", "join_attack", "resume_attack", "run_attack"]
+__all__ = ["AttackSpec", "WorkerOptions", "join_attack", "resume_attack", "run_attack", "start_writer"]
 
 
 # --- a new run ----------------------------------------------------------------------------
 
 
-def _writer(store: Store, spec: AttackSpec) -> BackgroundWriter:
-    """A writer for this store, after checking that its artifact root is reachable (when files are saved)."""
+def start_writer(store: Store, *, save_images: bool = True) -> BackgroundWriter:
+    """A writer for this store, after checking that its artifact root is reachable (when files are
+    saved). One writer may serve many runs in turn (``advdb reproduce``); its starter stops it."""
     location = store.location
-    if spec.save_images:
+    if save_images:
         location = dataclasses.replace(location, artifacts_dir=ensure_artifact_root(store))
     return BackgroundWriter(location)  # starts while the model loads
+
+
+@contextmanager
+def _writing(store: Store, spec: AttackSpec, writer: BackgroundWriter | None) -> Iterator[BackgroundWriter]:
+    """The caller's writer, or one of this run's own, stopped when the run ends."""
+    if writer is not None:
+        yield writer
+        return
+    own = start_writer(store, save_images=spec.save_images)
+    try:
+        yield own
+    finally:
+        own.stop()
 
 
 def _register(store: Store, ds: ImageDataset, clf: LoadedClassifier, labels: np.ndarray) -> tuple[int, np.ndarray, int]:
@@ -116,6 +132,7 @@ def run_attack(
     creates_run: bool = True,
     plan_only: bool = False,
     options: WorkerOptions | None = None,
+    writer: BackgroundWriter | None = None,
 ) -> int:
     """Run a new attack; returns its run id. Every option is validated before any work.
 
@@ -123,23 +140,20 @@ def run_attack(
     run creates it, the others join it (:func:`join_attack`); with ``creates_run=False``
     (torchrun ranks other than 0) this process waits for another to create it.
     ``plan_only`` stores the run and its plan and returns, for workers to ``--join`` later.
+    ``writer`` is the caller's (:func:`start_writer`) when it serves several runs.
     """
     attack = spec.validate()
     options = _with_start(options)
     device = resolve_device(spec.device)
     if join_key is not None and not creates_run:  # start the writer and load while the creator plans, then join
-        writer = _writer(store, spec)
-        try:
+        with _writing(store, spec, writer) as w:
             loaded = load_data_and_model(spec, device)
             existing = _keyed_run(store, join_key, wait_s=1800.0)
             assert existing is not None
-            return _join_keyed(store, existing, spec, progress=progress, options=options, loaded=loaded, writer=writer)
-        finally:
-            writer.stop()
+            return _join_keyed(store, existing, spec, progress=progress, options=options, loaded=loaded, writer=w)
     if join_key is not None and (existing := find_run_by_key(store, join_key)) is not None:
-        return _join_keyed(store, existing, spec, progress=progress, options=options)
-    writer = _writer(store, spec)
-    try:
+        return _join_keyed(store, existing, spec, progress=progress, options=options, writer=writer)
+    with _writing(store, spec, writer) as writer:
         ds, clf = load_data_and_model(spec, device)
         plan, labels = plan_targets(
             clf,
@@ -175,8 +189,6 @@ def run_attack(
             return run.run_id
         execution = Execution(store, run.run_id, spec, attack, ds, clf, device, plan, image_ids[plan.indices], progress)
         return work(store, writer, execution, device=device_description(device), options=options)
-    finally:
-        writer.stop()
 
 
 def _run_fields(
@@ -324,8 +336,7 @@ def join_attack(
         spec.device = device
     attack = spec.validate()
     dev = resolve_device(spec.device)
-    writer = writer or _writer(store, spec)
-    try:
+    with _writing(store, spec, writer) as writer:
         ds, clf = loaded or load_data_and_model(spec, dev)
         _check_same_inputs(store, run, ds, clf)
         run = _wait_for_plan(store, run_id)
@@ -342,8 +353,6 @@ def join_attack(
             set_status(store, run_id, "running")
         execution = Execution(store, run_id, spec, attack, ds, clf, dev, plan, arr[:, 0], progress)
         return work(store, writer, execution, device=device_description(dev), options=options)
-    finally:
-        writer.stop()
 
 
 def _same_plan(mine: Plan, theirs: Plan) -> bool:
@@ -369,6 +378,7 @@ def resume_attack(
     progress: AttackProgress | None = None,
     device: str | None = None,
     options: WorkerOptions | None = None,
+    writer: BackgroundWriter | None = None,
 ) -> int:
     """Finish an interrupted or failed attack run: attack exactly the batches not yet committed."""
-    return join_attack(store, run_id, progress=progress, device=device, options=options, resume=True)
+    return join_attack(store, run_id, progress=progress, device=device, options=options, resume=True, writer=writer)

@@ -239,9 +239,10 @@ def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device
         with sigterm_as_interrupt(), Heartbeat(store, worker_id, options.lease_seconds):
             try:
                 execution.run(writer)
-                writer.close()
-            finally:
+                writer.drain()  # every batch committed before the run is marked finished
+            except BaseException:
                 writer.stop()  # commits what is queued, also on Ctrl-C
+                raise
     except KeyboardInterrupt:
         others = _end_worker(store, execution, "interrupted")
         left = execution.remaining()
