@@ -10,30 +10,39 @@ images) plan once.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from advdb.data import ImageDataset
+from advdb.data.loader import load_batches
 from advdb.errors import ConfigError, DataError
 from advdb.execution import ExecutionOptions, set_precision
 from advdb.models import LoadedClassifier
 
 
-@torch.no_grad()
+@torch.inference_mode()
+def _predictions(
+    clf: LoadedClassifier, ds: ImageDataset, batches: list[np.ndarray], device: torch.device
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per index batch: the indices, the predictions and the least-likely classes. Images load
+    ahead of the model (:func:`advdb.data.loader.load_batches`)."""
+    for idx, x in zip(batches, load_batches(ds, batches, device=device), strict=True):
+        z = clf.module(x.to(device, non_blocking=True))
+        yield idx, z.argmax(1).cpu().numpy(), z.argmin(1).cpu().numpy()
+
+
 def predict(
     clf: LoadedClassifier, ds: ImageDataset, indices: np.ndarray, device: torch.device, batch_size: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and least-likely classes for ``indices``."""
-    preds, least = [], []
-    for s in range(0, len(indices), batch_size):
-        z = clf.module(ds.load(indices[s : s + batch_size]).to(device))
-        preds.append(z.argmax(1).cpu())
-        least.append(z.argmin(1).cpu())
-    if not preds:
+    batches = [indices[s : s + batch_size] for s in range(0, len(indices), batch_size)]
+    out = [(pred, least) for _, pred, least in _predictions(clf, ds, batches, device)]
+    if not out:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    return torch.cat(preds).numpy(), torch.cat(least).numpy()
+    return np.concatenate([p for p, _ in out]), np.concatenate([m for _, m in out])
 
 
 @dataclass
@@ -98,14 +107,12 @@ def _plan(
         if labels is None:
             raise ConfigError(f"dataset {ds.name} has no labels to restrict the images to")
         order = order[np.isin(labels[order], only_labels)]
-    chunk = max(batch_size, 256)
     chosen: list[np.ndarray] = []
     chosen_least: list[np.ndarray] = []
     found = 0
     all_preds = np.full(len(ds), -1, dtype=np.int64)
-    for s in range(0, len(order), chunk):
-        idx = order[s : s + chunk]
-        pred, least = predict(clf, ds, idx, device, batch_size)
+    batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    for idx, pred, least in _predictions(clf, ds, batches, device):
         all_preds[idx] = pred
         ok = pred == (labels[idx] if labels is not None else pred)
         chosen.append(idx[ok])

@@ -4,10 +4,13 @@
     python benchmarks/gpu.py --device cpu         # no GPU: the digits CNN on the digits default
     python benchmarks/gpu.py --iterations 100 500 --n 1024 --batch-size 256
 
-For each option combination (fp32, tf32 on CUDA, bf16; eager and compiled) and each T:
-the bare loop (the attack written inline — forward, input gradient, sign step, clip — with
-the same execution options, recording nothing) and the whole `advdb attack` (PNG files on,
-every row recorded, wall time as stored), in image-iterations/s, their ratio, the speed-up
+For each option combination (fp32, tf32 on CUDA, bf16; eager and compiled; the memory
+layout ``auto`` picks) and each T: the bare loop (the attack written inline — forward, input
+gradient, sign step, clip — with the same execution options, recording nothing, timed from
+its first batch after a warm-up) and the whole ``advdb attack`` command (a new process: start-up,
+model load, planning, writer, every row recorded, PNG files on, the last commit), in
+image-iterations/s, the ratios command/bare and run/bare (the run's wall time as stored, which
+leaves out the process start-up and model load), the speed-up
 over eager fp32, peak GPU memory, and the time of the paper-scale study's 2 × 10⁸
 image-iterations (4 sources × 2 modes × 50,000 images × 500 iterations) at that whole-run
 speed — the study's own time on CUDA with ResNet-50; on a CPU only a scale for the digits CNN.
@@ -16,6 +19,8 @@ speed — the study's own time on CUDA with ResNet-50; on a CPU only a scale for
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -25,7 +30,6 @@ import torch
 from advdb.devices import resolve_device
 from advdb.execution import ExecutionOptions, prepare
 from advdb.planning import plan_targets
-from advdb.runner import run_attack
 from advdb.spec import AttackSpec, load_data_and_model
 from advdb.store import open_store
 from advdb.store.runs import get_run
@@ -86,10 +90,29 @@ def bare(spec: AttackSpec, device: torch.device, options: ExecutionOptions, T: i
     return time.perf_counter() - t0
 
 
-def whole_run(spec: AttackSpec) -> float:
-    """The run's wall time as stored: planning, writer start-up, compile, every commit and PNG file."""
-    with tempfile.TemporaryDirectory() as tmp, open_store(f"sqlite:///{tmp}/bench.db") as store:
-        return float(get_run(store, run_attack(store, spec)).wall_seconds or 0.0)
+def command_args(spec: AttackSpec) -> list[str]:
+    """``advdb attack`` options for ``spec``."""
+    args = ["--model", spec.model, "-n", str(spec.n), "--batch-size", str(spec.batch_size), "--device", spec.device]
+    args += ["--loss", spec.params["loss"], "-T", str(spec.params["iterations"]), "--precision", spec.precision]
+    args += ["--compile" if spec.compile else "--no-compile", "--memory-format", spec.memory_format]
+    if spec.weights:
+        args += ["--weights", spec.weights]
+    if spec.dataset:
+        args += ["--dataset", spec.dataset]
+    if spec.image_shape:
+        args += ["--image-shape", ",".join(map(str, spec.image_shape))]
+    return args
+
+
+def whole_command(spec: AttackSpec) -> tuple[float, float]:
+    """Seconds of the whole ``advdb attack`` process, and the run's wall time as stored."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "advdb", "--db", url, "attack", *command_args(spec)], check=True)
+        seconds = time.perf_counter() - t0
+        with open_store(url) as store:
+            return seconds, float(get_run(store, 1).wall_seconds or 0.0)
 
 
 def main() -> None:
@@ -115,17 +138,19 @@ def main() -> None:
             run = replace(
                 spec, params={"loss": "ce-sign", "iterations": T}, precision=options.precision, compile=options.compile
             )
-            w = whole_run(run)
+            w, stored = whole_command(run)
             rate = n * T / w
             reference.setdefault(T, rate)
             memory = (
                 f", peak {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB" if device.type == "cuda" else ""
             )
+            layout = "channels-last" if options.channels_last(device) else "contiguous"
             print(
-                f"{options.precision:4s} {'compiled' if options.compile else 'eager   '} T={T:4d}: "
-                f"bare {n * T / b:9,.0f} img·it/s, advdb {rate:9,.0f} img·it/s, advdb/bare time {w / b:5.3f}, "
-                f"× eager fp32 {rate / reference[T]:4.2f}{memory}; 2×10⁸ image-iterations (the paper-scale "
-                f"study) at this speed: {PAPER_IMAGE_ITERATIONS / rate / 3600:5.1f} h"
+                f"{options.precision:4s} {'compiled' if options.compile else 'eager   '} {layout:13s} T={T:4d}: "
+                f"bare {n * T / b:9,.0f} img·it/s, advdb command {rate:9,.0f} img·it/s, command/bare "
+                f"{w / b:5.3f}, run/bare {stored / b:5.3f}, × eager fp32 {rate / reference[T]:4.2f}{memory}; "
+                f"2×10⁸ image-iterations (the paper-scale study) at this speed: "
+                f"{PAPER_IMAGE_ITERATIONS / rate / 3600:5.1f} h"
             )
 
 

@@ -24,6 +24,8 @@ class ImageDataset(ABC):
     split: str | None = None
     root: str | None = None
     synthetic: bool = False
+    #: DataLoader worker processes that decode its batches (:mod:`advdb.data.loader`); 0: held in memory
+    loader_workers: int = 0
 
     @property
     @abstractmethod

@@ -3,11 +3,16 @@
 The ImageNet validation set arranged by synset folder (``n01440764/…``) gets the standard
 class indices this way. Images are resized and centre-cropped as the classifier's weights
 expect (256 → 224 for ImageNet models) and returned in pixel space [0, 1].
+
+Planning reads it through ``loader_workers`` DataLoader processes (:mod:`advdb.data.loader`),
+each decoding whole batches; an attack's next batch decodes on ``decode_threads`` threads
+(Pillow releases the GIL while it decodes and resizes) while the current one is attacked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +29,13 @@ class ImageFolder(ImageDataset):
     kind = "imagefolder"
 
     def __init__(
-        self, root: str | Path, *, resize: int = 256, crop: int = 224, channels: int = 3, workers: int = 8
+        self,
+        root: str | Path,
+        *,
+        resize: int = 256,
+        crop: int = 224,
+        channels: int = 3,
+        workers: int | None = None,
     ) -> None:
         root = Path(root).expanduser()
         if not root.is_dir():
@@ -49,7 +60,8 @@ class ImageFolder(ImageDataset):
         self._files = files
         self._labels = np.asarray(labels, dtype=np.int64)
         self._resize, self._crop, self._channels = resize, crop, channels
-        self._workers = workers
+        self.loader_workers = min(8, os.cpu_count() or 1) if workers is None else workers
+        self.decode_threads = max(1, self.loader_workers)
 
     @property
     def n_classes(self) -> int:
@@ -102,7 +114,7 @@ class ImageFolder(ImageDataset):
             ) from None
 
     def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        if len(indices) <= 2:
+        if len(indices) <= 2 or self.decode_threads <= 1:
             return np.stack([self._load_one(int(i)) for i in indices])
-        with ThreadPoolExecutor(max_workers=self._workers) as pool:
+        with ThreadPoolExecutor(max_workers=self.decode_threads) as pool:
             return np.stack(list(pool.map(self._load_one, [int(i) for i in indices])))

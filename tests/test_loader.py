@@ -1,0 +1,79 @@
+"""Images load ahead of the model (DataLoader workers for file-backed datasets), and plans are
+made once per process for the same inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from advdb import planning
+from advdb.data import create_dataset
+from advdb.data.loader import load_batches
+from advdb.models import create_classifier
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imagefolder")
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (root / f"n{c:03d}").mkdir()
+        for i in range(12):
+            pixels = rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"n{c:03d}" / f"{i:03d}.JPEG", quality=90)
+    return root
+
+
+def test_workers_load_the_same_batches_in_order(jpegs: Path) -> None:
+    ds = create_dataset("imagefolder", data_dir=str(jpegs), image_size=32)
+    assert ds.loader_workers >= 1
+    batches = [np.arange(s, min(s + 5, len(ds))) for s in range(0, len(ds), 5)][::-1]
+    here = list(load_batches(ds, batches, device=CPU, workers=0))
+    workers = list(load_batches(ds, batches, device=CPU, workers=2))
+    assert [x.shape[0] for x in workers] == [len(b) for b in batches]
+    for a, b in zip(here, workers, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_stopping_early_shuts_the_workers_down(jpegs: Path) -> None:
+    ds = create_dataset("imagefolder", data_dir=str(jpegs), image_size=32)
+    batches = [np.arange(s, s + 4) for s in range(0, 32, 4)]
+    for i, _ in enumerate(load_batches(ds, batches, device=CPU, workers=2)):
+        if i == 1:
+            break
+    assert len(list(load_batches(ds, batches[:2], device=CPU, workers=2))) == 2
+
+
+def test_predictions_do_not_depend_on_the_workers(jpegs: Path) -> None:
+    clf = create_classifier("resnet18", weights="random", num_classes=3)
+    ds = create_dataset("imagefolder", data_dir=str(jpegs), image_size=32)
+    indices = np.random.default_rng(1).permutation(len(ds))
+    ds.loader_workers = 0
+    here = planning.predict(clf, ds, indices, CPU, 8)
+    ds.loader_workers = 2
+    loaded = planning.predict(clf, ds, indices, CPU, 8)
+    np.testing.assert_array_equal(here[0], loaded[0])
+    np.testing.assert_array_equal(here[1], loaded[1])
+
+
+def test_a_plan_is_made_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    clf = create_classifier("digits-cnn")
+    ds = create_dataset("digits")
+    calls = []
+    real = planning._predictions
+    monkeypatch.setattr(planning, "_predictions", lambda *a, **k: calls.append(1) or real(*a, **k))
+    options = dict(n=40, seed=123, targets="random", device=CPU, batch_size=16)
+    first, labels = planning.plan_targets(clf, ds, **options)
+    first.targets[:] = -1  # callers get copies
+    again, labels_again = planning.plan_targets(clf, ds, **options)
+    assert len(calls) == 1
+    assert (again.targets >= 0).all() and np.array_equal(labels, labels_again)
+    other, _ = planning.plan_targets(clf, ds, **{**options, "seed": 124})
+    assert len(calls) == 2 and not np.array_equal(other.indices, again.indices)
