@@ -77,3 +77,14 @@ def test_a_plan_is_made_once_per_process(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (again.targets >= 0).all() and np.array_equal(labels, labels_again)
     other, _ = planning.plan_targets(clf, ds, **{**options, "seed": 124})
     assert len(calls) == 2 and not np.array_equal(other.indices, again.indices)
+
+
+def test_digits_are_scikit_learns_without_importing_it() -> None:
+    from sklearn.datasets import load_digits
+
+    from advdb.data.digits import _digits
+
+    images, labels, _ = _digits()
+    expected = load_digits()
+    np.testing.assert_array_equal(images, (expected.images / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(labels, expected.target)
