@@ -83,14 +83,19 @@ def reproduce(
         f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s; "
         f"{len(written)} report files in {out_dir}"
     )
-    verdict = {True: "agrees", False: "differs", None: "no data"}
     render.print_table(
         ["#", "finding (paper)", "measured in this store", "verdict"],
-        [(f.number, f.claim, f.measured, verdict[f.agrees]) for f in findings],
-        title="The paper's findings",
+        [(f.number, f.claim, _measured(f), f.verdict) for f in findings],
+        title="The paper's findings (each value: mean [95% bootstrap interval])",
         humanize=False,
         wrap=["finding (paper)", "measured in this store"],
     )
+
+
+def _measured(finding: Any) -> str:
+    """What was measured, and why a finding that does not agree does not: its other comparisons."""
+    why = [c for c in finding.comparisons if not c.endswith("(agrees)")] if finding.verdict != "agrees" else []
+    return "; ".join([finding.measured, *why])
 
 
 def _reports_and_findings(location: Any, out: Path | None) -> tuple[list[Path], list[Any], Path]:

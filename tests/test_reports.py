@@ -73,7 +73,9 @@ def test_table1_cells_match_direct_sql(paper_store: str, cli, tmp_path: Path) ->
                 )
             ]
             mean, std = np.mean(values), np.std(values, ddof=1)
-            assert rows[label][f"{col}: iterations"] == f"{mean:.1f} ± {std:.1f}"
+            half = 1.96 * std / np.sqrt(len(values))
+            expected = f"{mean:.1f} ± {std:.1f} [{mean - half:.1f}, {mean + half:.1f}]"
+            assert rows[label][f"{col}: iterations"] == expected
             (secs,) = con.execute(
                 "SELECT sum(attack_seconds) FROM batches JOIN runs USING (run_id) WHERE loss = ? AND mode = ?",
                 (loss, mode),

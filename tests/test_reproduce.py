@@ -83,5 +83,6 @@ def test_findings_summary(study: tuple[str, reproduce.StudyResult, list]) -> Non
     with QuerySession(checked_location(sqlite_url)) as q:
         findings = measure_findings(q)
     assert [f.number for f in findings] == [1, 2, 3, 4, 5, 6]
-    assert all(f.agrees is not None for f in findings)  # every finding has its data
+    assert all(f.verdict in ("agrees", "differs", "inconclusive") for f in findings)  # every finding has its data
+    assert all(f.comparisons and all("[" in c for c in f.comparisons[:1]) for f in findings)  # with intervals
     assert "ce" in findings[0].measured and "CW spends" in findings[4].measured

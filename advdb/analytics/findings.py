@@ -1,13 +1,23 @@
-"""The paper's six findings (Sections IV and V), measured on the store."""
+"""The paper's six findings (Sections IV and V), measured on the store and judged with statistics.
+
+Every comparison carries a 95 % bootstrap interval (:mod:`advdb.analytics.statistics`):
+sources are compared image by image on the images both attacked, detectors by their
+held-out accuracies. A finding *agrees* when every comparison it makes agrees, *differs*
+when one comparison lies wholly on the other side, and is *inconclusive* otherwise.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from advdb.analytics import statistics as st
 from advdb.analytics.query import QuerySession
 from advdb.analytics.selection import RunSelection, select_runs
 from advdb.analytics.sqlfiles import sql_text
+from advdb.vocabulary import SOURCES
 
 
 @dataclass
@@ -15,155 +25,188 @@ class Finding:
     number: int
     claim: str
     measured: str
-    agrees: bool | None  # None: no data to tell
+    verdict: str  # agrees | differs | inconclusive | no data
+    comparisons: list[str] = field(default_factory=list)  # each with its interval and verdict
 
 
-def _num(v: float | None) -> float:
-    """A mean over no image (nothing reached the target) counts as infinitely slow/large."""
-    return float("inf") if v is None else float(v)
+@dataclass
+class _Images:
+    """One mode's sources, column by column, on a common list of images (NaN where absent)."""
 
+    columns: dict[str, dict[str, np.ndarray]]
+    T: dict[str, int] = field(default_factory=dict)  # each source's iterations
 
-def _fmt(d: dict[str, float], digits: int = 1) -> str:
-    return ", ".join(f"{k} {v:.{digits}f}" for k, v in d.items())
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> _Images:
+        ids = sorted({r["image_id"] for r in rows})
+        where = {image_id: i for i, image_id in enumerate(ids)}
+        names = ("iterations", "success_l2", "z_t_late", "z_t_end", "grad_first", "grad_last")
+        columns: dict[str, dict[str, np.ndarray]] = {}
+        for r in rows:
+            cols = columns.setdefault(r["loss"], {n: np.full(len(ids), np.nan) for n in names})
+            for n in names:
+                cols[n][where[r["image_id"]]] = np.nan if r[n] is None else r[n]
+        return cls(columns, {r["loss"]: int(r["T"]) for r in rows})
+
+    def has(self, *losses: str) -> bool:
+        return all(loss in self.columns for loss in losses)
+
+    def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
+        loss, column = key
+        return self.columns[loss][column]
 
 
 @dataclass
 class _Measures:
-    """What the findings are judged on: per source, its equal-perturbation (``ep``) and
-    equal-multiplier (``em``) run; per full attack, its costs; the single-source detectors."""
+    """What the findings are judged on: per mode, the sources' per-image values; per source,
+    its batches' seconds per image-iteration; the full attacks' costs; the detectors."""
 
-    ep: dict[str, dict[str, Any]]
-    em: dict[str, dict[str, Any]]
+    ep: _Images
+    em: _Images
+    seconds: dict[str, np.ndarray]
     attacks: dict[str, dict[str, Any]]
     detectors: list[dict[str, Any]]
+
+
+def _compare(label: str, estimate: st.Estimate, verdict: str, digits: int = 1) -> tuple[str, str]:
+    return f"{label}: {estimate.format(digits)} ({verdict})", verdict
 
 
 def measure_findings(session: QuerySession, selection: RunSelection | None = None) -> list[Finding]:
     """The paper's six findings (Sections IV and V), each measured on the runs reports use."""
     sel = selection or select_runs(session)
-    rows = session.query(sql_text("findings_sources"), {"runs": sel.ids() or [-1]}).to_pylist()
+    params = {"runs": sel.ids() or [-1]}
+    images = session.query(sql_text("findings_images"), params).to_pylist()
+    batches = session.query(sql_text("findings_batches"), params).to_pylist()
     m = _Measures(
-        ep={r["loss"]: r for r in rows if r["mode"] == "equal-perturbation"},
-        em={r["loss"]: r for r in rows if r["mode"] == "equal-multiplier"},
+        ep=_Images.from_rows([r for r in images if r["mode"] == "equal-perturbation"]),
+        em=_Images.from_rows([r for r in images if r["mode"] == "equal-multiplier"]),
+        seconds={
+            loss: np.array([b["seconds_per_image_iteration"] for b in batches if b["loss"] == loss])
+            for loss in SOURCES
+            if any(b["loss"] == loss and b["mode"] == "equal-perturbation" for b in batches)
+        },
         attacks={r["attack"]: r for r in session.query(sql_text("findings_attacks")).to_pylist()},
         detectors=session.query(sql_text("table2")).to_pylist(),
     )
-    return [
-        judge(m)
-        for judge in (
-            _fewest_iterations,
-            _ce_stalls,
-            _ce_gradient_decays,
-            _m_logit_vs_logit,
-            _cost_per_iteration,
-            _detectors,
-        )
-    ]
+    judges = (_fewest_iterations, _ce_stalls, _ce_gradient_decays, _m_logit_vs_logit, _cost_per_iteration, _detectors)
+    return [judge(m) for judge in judges]
+
+
+def _finding(number: int, claim: str, measured: str, compared: list[tuple[str, str]]) -> Finding:
+    return Finding(number, claim, measured, st.combine([v for _, v in compared]), [c for c, _ in compared])
+
+
+def _means(images: _Images, column: str, digits: int = 1) -> str:
+    return ", ".join(f"{loss} {st.mean(images[loss, column]).format(digits)}" for loss in images.columns)
 
 
 def _fewest_iterations(m: _Measures) -> Finding:
     """1. Equal perturbation: CE needs the fewest iterations and the least perturbation; CE-sign the most."""
+    claim = "Equal perturbation: CE needs the fewest iterations and the least perturbation; CE-sign the most iterations"
     ep = m.ep
-    if len(ep) == 4:
-        its = {k: _num(v["iterations"]) for k, v in ep.items()}
-        l2 = {k: _num(v["success_l2"]) for k, v in ep.items()}
-        ok = min(its, key=its.__getitem__) == "ce" and max(its, key=its.__getitem__) == "ce-sign"
-        ok = ok and min(l2, key=l2.__getitem__) == "ce"
-        return Finding(
-            1,
-            "Equal perturbation: CE needs the fewest iterations and the least perturbation; CE-sign the most "
-            "iterations",
-            f"mean iterations: {_fmt(its)}; mean L2 at success: {_fmt(l2, 2)}",
-            ok,
-        )
-    return Finding(1, "Equal perturbation: CE fastest, CE-sign slowest", "needs the four equal-perturbation runs", None)
+    if not ep.has(*SOURCES):
+        return Finding(1, claim, "needs the four equal-perturbation runs", st.NO_DATA)
+    compared = []
+    for other in ("ce-sign", "logit", "m-logit"):
+        d = st.paired_difference(ep[other, "iterations"], ep["ce", "iterations"])
+        compared.append(_compare(f"iterations {other} − ce", d, st.judge(d, above=0)))
+        d = st.paired_difference(ep[other, "success_l2"], ep["ce", "success_l2"])
+        compared.append(_compare(f"L2 {other} − ce", d, st.judge(d, above=0), 3))
+    for other in ("logit", "m-logit"):
+        d = st.paired_difference(ep["ce-sign", "iterations"], ep[other, "iterations"])
+        compared.append(_compare(f"iterations ce-sign − {other}", d, st.judge(d, above=0)))
+    measured = f"mean iterations: {_means(ep, 'iterations')}; mean L2 at success: {_means(ep, 'success_l2', 2)}"
+    return _finding(1, claim, measured, compared)
 
 
 def _ce_stalls(m: _Measures) -> Finding:
-    """2. CE and CE-sign stall in S3 (z_t plateaus); logit and m-logit keep raising z_t."""
+    """2. CE and CE-sign stall in S3 (z_t plateaus); the logit source keeps raising z_t."""
+    claim = "CE and CE-sign stall once confident (z_t plateaus); the logit sources keep raising z_t"
     ep = m.ep
-    if len(ep) == 4:
-        gain = {k: _num(v["z_t_end"]) - _num(v["z_t_late"]) for k, v in ep.items()}
-        ok = gain["logit"] > max(gain["ce"], gain["ce-sign"]) and gain["m-logit"] >= 0
-        return Finding(
-            2,
-            "CE and CE-sign stall once confident (z_t plateaus); the logit sources keep raising z_t",
-            f"z_t gain over the last 20% of iterations (equal perturbation): {_fmt(gain, 2)}",
-            ok,
-        )
-    return Finding(2, "CE and CE-sign stall in S3", "needs the four equal-perturbation runs", None)
+    if not ep.has(*SOURCES):
+        return Finding(2, claim, "needs the four equal-perturbation runs", st.NO_DATA)
+    gain = {loss: ep[loss, "z_t_end"] - ep[loss, "z_t_late"] for loss in SOURCES}
+    compared = []
+    for other in ("ce", "ce-sign"):
+        d = st.paired_difference(gain["logit"], gain[other])
+        compared.append(_compare(f"gain logit − {other}", d, st.judge(d, above=0), 2))
+    measured = "z_t gain over the last 20% of iterations (equal perturbation): " + ", ".join(
+        f"{loss} {st.mean(g).format(2)}" for loss, g in gain.items()
+    )
+    if st.mean(gain["m-logit"]).hi <= 1e-6:
+        measured += " (m-logit stops once its margin κ is reached)"
+    return _finding(2, claim, measured, compared)
 
 
 def _ce_gradient_decays(m: _Measures) -> Finding:
     """3. The CE gradient decays as the optimisation proceeds (equal multiplier, Fig. 4)."""
-    ce = m.em.get("ce")
-    if ce is not None and ce["grad_first"]:
-        ratio = ce["grad_last"] / ce["grad_first"]
-        return Finding(
-            3,
-            "The CE gradient's magnitude decays as the optimisation proceeds (Fig. 4)",
-            f"mean ‖∇CE‖ at iteration 0: {ce['grad_first']:.3g}, at T: {ce['grad_last']:.3g} (ratio {ratio:.2g})",
-            ratio < 0.1,
-        )
-    return Finding(3, "The CE gradient decays", "needs the equal-multiplier CE run", None)
+    claim = "The CE gradient's magnitude decays as the optimisation proceeds (Fig. 4)"
+    if not m.em.has("ce"):
+        return Finding(3, claim, "needs the equal-multiplier CE run", st.NO_DATA)
+    first, last = m.em["ce", "grad_first"], m.em["ce", "grad_last"]
+    ratio = st.ratio_of_means(last, first)
+    measured = (
+        f"mean ‖∇CE‖ at iteration 0: {st.mean(first).format(3)}, at T: {st.mean(last).format(3)} "
+        f"(ratio {ratio.format(3)})"
+    )
+    return _finding(3, claim, measured, [_compare("ratio at T / at 0", ratio, st.judge(ratio, below=1), 3)])
 
 
 def _m_logit_vs_logit(m: _Measures) -> Finding:
     """4. M-logit needs more iterations than logit but less perturbation."""
+    claim = "M-logit needs more iterations than logit (95 vs 80 in the paper) but less perturbation"
     ep = m.ep
-    if "logit" in ep and "m-logit" in ep:
-        (ai, al), (bi, bl) = ((_num(r["iterations"]), _num(r["success_l2"])) for r in (ep["m-logit"], ep["logit"]))
-        ok = ai > bi and al < bl
-        return Finding(
-            4,
-            "M-logit needs more iterations than logit (95 vs 80 in the paper) but less perturbation",
-            f"iterations m-logit {ai:.1f} vs logit {bi:.1f}; L2 at success m-logit {al:.2f} vs logit {bl:.2f}",
-            ok,
-        )
-    return Finding(4, "M-logit slower than logit but smaller", "needs the logit and m-logit runs", None)
+    if not ep.has("logit", "m-logit"):
+        return Finding(4, claim, "needs the logit and m-logit runs", st.NO_DATA)
+    its = st.paired_difference(ep["m-logit", "iterations"], ep["logit", "iterations"])
+    l2 = st.paired_difference(ep["m-logit", "success_l2"], ep["logit", "success_l2"])
+    compared = [
+        _compare("iterations m-logit − logit", its, st.judge(its, above=0)),
+        _compare("L2 m-logit − logit", l2, st.judge(l2, below=0), 3),
+    ]
+    sub = _Images({k: ep.columns[k] for k in ("m-logit", "logit")}, ep.T)
+    measured = f"iterations {_means(sub, 'iterations')}; L2 at success {_means(sub, 'success_l2', 2)}"
+    return _finding(4, claim, measured, compared)
 
 
 def _cost_per_iteration(m: _Measures) -> Finding:
     """5. M-logit's time per iteration is close to the others'; CW is slow because of its search."""
-    ep = m.ep
-    if len(ep) == 4:
-        per_it = {k: v["seconds_per_image_iteration"] * 1e3 for k, v in ep.items()}
-        others = [v for k, v in per_it.items() if k != "m-logit"]
-        close = per_it["m-logit"] <= 1.25 * (sum(others) / len(others))
-        cw = m.attacks.get("cw")
-        text = f"ms per image-iteration: {_fmt(per_it, 3)}"
-        if cw is not None:
-            T = ep["m-logit"]["T"]
-            text += (
-                f"; CW spends {cw['evaluations_per_image']:.0f} model evaluations per image "
-                f"({cw['seconds_per_image']:.3f} s) vs {T + 1} for the m-logit source"
-            )
-            close = close and cw["evaluations_per_image"] > T + 1
-        return Finding(
-            5,
-            "M-logit costs about the same per iteration as the others; CW is slow because of its search",
-            text,
-            close,
+    claim = "M-logit costs about the same per iteration as the others; CW is slow because of its search"
+    if set(m.seconds) != set(SOURCES):
+        return Finding(5, claim, "needs the four equal-perturbation runs", st.NO_DATA)
+    others = np.concatenate([v for k, v in m.seconds.items() if k != "m-logit"])
+    ratio = st.ratio_of_independent_means(m.seconds["m-logit"], others)  # batches do not pair across sources
+    compared = [_compare("time per iteration m-logit / others (batches)", ratio, st.judge(ratio, below=1.25), 2)]
+    measured = "ms per image-iteration: " + ", ".join(f"{k} {v.mean() * 1e3:.3f}" for k, v in m.seconds.items())
+    cw = m.attacks.get("cw")
+    if cw is not None and m.ep.T.get("m-logit"):
+        unified_evals = m.ep.T["m-logit"] + 1
+        measured += (
+            f"; CW spends {cw['evaluations_per_image']:.0f} model evaluations per image "
+            f"({cw['seconds_per_image']:.3f} s) vs {unified_evals} for the m-logit source"
         )
-    return Finding(5, "M-logit's time per iteration", "needs the four equal-perturbation runs", None)
+        slower = st.AGREES if cw["evaluations_per_image"] > unified_evals else st.DIFFERS
+        compared.append((f"CW evaluations per image {cw['evaluations_per_image']:.0f} (exact) ({slower})", slower))
+    return _finding(5, claim, measured, compared)
 
 
 def _detectors(m: _Measures) -> Finding:
     """6. Detectors separate genuine from adversarial images; CE-sign is the easiest to detect."""
-    t2 = m.detectors
-    if t2:
-        by_arch: dict[str, dict[str, float]] = {}
-        for r in t2:
-            by_arch.setdefault(r["arch"], {})[r["source"]] = r["accuracy"]
-        parts, ok = [], True
-        for arch, accs in by_arch.items():
-            parts.append(f"{arch}: " + ", ".join(f"{k} {v:.0%}" for k, v in accs.items()))
-            if "ce-sign" in accs and len(accs) > 1:
-                ok = ok and accs["ce-sign"] >= max(accs.values())
-        return Finding(
-            6,
-            "Detectors separate genuine from adversarial images; CE-sign is the easiest to detect",
-            "; ".join(parts),
-            ok,
-        )
-    return Finding(6, "Detectors; CE-sign easiest to detect", "needs single-source detector runs", None)
+    claim = "Detectors separate genuine from adversarial images; CE-sign is the easiest to detect"
+    if not m.detectors:
+        return Finding(6, claim, "needs single-source detector runs", st.NO_DATA)
+    by_arch: dict[str, dict[str, tuple[float, int]]] = {}
+    for r in m.detectors:
+        by_arch.setdefault(r["arch"], {})[r["source"]] = (float(r["accuracy"]), int(r["n_images"]))
+    parts, compared = [], []
+    for arch, accs in by_arch.items():
+        parts.append(f"{arch}: " + ", ".join(f"{k} {st.proportion(*v).format(percent=True)}" for k, v in accs.items()))
+        for source, (p, n) in accs.items():
+            e = st.proportion(p, n)
+            compared.append(_compare(f"{arch} {source} above chance", e, st.judge(e, above=0.5), 2))
+        for other, (p, n) in accs.items():
+            if "ce-sign" in accs and other != "ce-sign":
+                d = st.proportion_difference(*accs["ce-sign"], p, n)
+                compared.append(_compare(f"{arch} ce-sign − {other}", d, st.judge(d, above=0), 2))
+    return _finding(6, claim, "; ".join(parts), compared)

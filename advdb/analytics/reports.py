@@ -117,12 +117,14 @@ def table1(ctx: Context) -> ReportOutput:
                 line += ["–", "–", "–"]
                 continue
             line += [
-                f"{fmt(r['iterations_mean'], 1)} ± {fmt(r['iterations_std'], 1)}",
+                f"{fmt(r['iterations_mean'], 1)} ± {fmt(r['iterations_std'], 1)} "
+                f"[{fmt(r['iterations_ci_lo'], 1)}, {fmt(r['iterations_ci_hi'], 1)}]",
                 fmt(r["attack_seconds"], 1),
                 f"{r['success_rate']:.0%}",
             ]
         out_rows.append(line)
     notes = [n for m in MODES for n in _missing_notes(ctx.selection, m)]
+    notes.append("iterations: mean ± standard deviation [95% confidence interval of the mean]")
     return ReportOutput({"table1": data}, (cols, out_rows), notes=notes)
 
 

@@ -1,6 +1,7 @@
 -- Table I: per source × mode, the iterations needed to first reach the target
--- (mean ± std over the images that reached it), the success rate, and the attack time
--- for all T iterations (seconds, whole run and per image).
+-- (mean ± std over the images that reached it, and the 95 % confidence interval of that
+-- mean, normal approximation), the success rate, and the attack time for all T iterations
+-- (seconds, whole run and per image).
 -- Parameters: $runs (list of run ids).
 WITH timing AS (
     SELECT run_id, sum(attack_seconds) AS attack_seconds
@@ -11,6 +12,10 @@ SELECT r.loss, r.mode, r.run_id, r.iterations,
        avg((s.first_success_iter IS NOT NULL)::INT) AS success_rate,
        avg(s.first_success_iter) AS iterations_mean,
        stddev_samp(s.first_success_iter) AS iterations_std,
+       avg(s.first_success_iter) - 1.96 * stddev_samp(s.first_success_iter) / sqrt(count(s.first_success_iter))
+           AS iterations_ci_lo,
+       avg(s.first_success_iter) + 1.96 * stddev_samp(s.first_success_iter) / sqrt(count(s.first_success_iter))
+           AS iterations_ci_hi,
        any_value(tm.attack_seconds) AS attack_seconds,
        any_value(tm.attack_seconds) / count(*) AS seconds_per_image
 FROM runs r
