@@ -252,3 +252,23 @@ def test_columnar_copy_is_never_stale(store_url: str) -> None:
     )
     for a, b in zip(per_run, direct, strict=True):
         assert a["s"] == pytest.approx(b["s"], rel=1e-6)
+
+
+def test_margins_match_direct_sql(paper_store: str, cli, tmp_path: Path) -> None:  # noqa: ANN001
+    code, _, err = cli("--db", paper_store, "report", "margins", "--out", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "margins.csv").exists()
+    rows = {(r["loss"], r["mode"]): r for r in report_data("margins", db=paper_store)["margins"].to_pylist()}
+    assert rows
+    con = _sqlite(paper_store)
+    for (loss, mode), row in rows.items():
+        margins = [
+            zt - max(zy, zo)
+            for zt, zy, zo in con.execute(
+                "SELECT t.z_target, t.z_init, t.z_other FROM trajectory t JOIN runs r USING (run_id) "
+                "WHERE r.loss = ? AND r.mode = ? AND r.attack = 'unified' AND t.iteration = r.iterations",
+                (loss, mode),
+            )
+        ]
+        assert float(row["margin_mean"]) == pytest.approx(np.mean(margins), rel=1e-5, abs=1e-6)
+        assert float(row["target_at_end"]) == pytest.approx(np.mean(np.array(margins) > 0))

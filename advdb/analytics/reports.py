@@ -462,6 +462,38 @@ def fig6(ctx: Context) -> ReportOutput:
     return ReportOutput({"fig6": data}, figure=fig)
 
 
+# --- Margins (beyond the paper) ----------------------------------------------------------------
+
+
+@report("margins", "Margins: the target's logit lead over every other class at the last iteration, per source", "table")
+def margins(ctx: Context) -> ReportOutput:
+    ids = ctx.selection.ids()
+    if not ids:
+        ctx.selection.require("equal-perturbation", "margins")
+    data = ctx.query("margins", runs=ids)
+    rows = {(r["loss"], r["mode"]): r for r in data.to_pylist()}
+    cols = ["Source"] + [f"{MODE_LABELS[m].capitalize()}: {h}" for m in MODES for h in ("margin", "on target")]
+    table = []
+    for loss in SOURCES:
+        line = [LABELS[loss]]
+        for mode in MODES:
+            r = rows.get((loss, mode))
+            line += (
+                ["–", "–"]
+                if r is None
+                else [
+                    f"{fmt(r['margin_mean'], 2)} [{fmt(r['margin_ci_lo'], 2)}, {fmt(r['margin_ci_hi'], 2)}]",
+                    f"{r['target_at_end']:.0%}",
+                ]
+            )
+        table.append(line)
+    notes = [
+        "margin: z_t − max(z_y, strongest other logit) at iteration T, mean [95% confidence interval]; "
+        "on target: share of images that are the target at T; margins.sql also gives the median and 10th percentile"
+    ]
+    return ReportOutput({"margins": data}, (cols, table), notes=notes)
+
+
 # --- API -------------------------------------------------------------------------------------------
 
 
