@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from advdb.attacks.defaults import dataset_defaults
 from advdb.circles import CirclesSpec, run_circles
 from advdb.detectors import DetectorSpec, resume_detector, train_detector
 from advdb.errors import ConfigError, ConflictError
@@ -145,8 +146,10 @@ def plan_study(
         for loss in SOURCES:
             spec = replace(common, params={"loss": loss, "mode": mode, "iterations": p.iterations}, n=p.n)
             steps.append(_attack_step(store, f"{loss} {mode}", spec, writer))
-    for attack in FULL_ATTACKS:
-        params = {"iterations": p.iterations} if attack == "ifgs" else {}
+    for attack in FULL_ATTACKS:  # the data set's defaults written out, so the stored configuration names them
+        params = dataset_defaults(attack, common.dataset_name)
+        if attack == "ifgs":
+            params["iterations"] = p.iterations
         spec = replace(common, attack=attack, params=params, n=p.full_attack_n)
         steps.append(_attack_step(store, attack, spec, writer))
 

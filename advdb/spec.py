@@ -9,11 +9,12 @@ import torch
 
 from advdb.artifacts import check_format
 from advdb.attacks import Attack, create_attack
+from advdb.attacks.defaults import dataset_defaults
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError, check_seed
 from advdb.execution import ExecutionOptions
-from advdb.models import LoadedClassifier, create_classifier
+from advdb.models import LoadedClassifier, create_classifier, default_dataset
 from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, DEFAULT_SOURCE, TARGET_RULES, check_choice
 
 
@@ -51,6 +52,11 @@ class AttackSpec:
         """How the attack computes (:mod:`advdb.execution`); part of the run's configuration."""
         return ExecutionOptions(precision=self.precision, compile=self.compile, memory_format=self.memory_format)
 
+    @property
+    def dataset_name(self) -> str:
+        """The data set attacked: the one named, else the model's own."""
+        return self.dataset or default_dataset(self.model)
+
     def validate(self) -> Attack:
         """Check every option before any work; returns the configured attack."""
         if self.n < 1:
@@ -64,7 +70,7 @@ class AttackSpec:
         check_format(self.image_format)
         resolve_device(self.device)
         self.execution  # noqa: B018 - validates the precision and memory format
-        return create_attack(self.attack, **self.params)
+        return create_attack(self.attack, **{**dataset_defaults(self.attack, self.dataset_name), **self.params})
 
     def to_config(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,7 +89,7 @@ class AttackSpec:
 def load_data_and_model(spec: AttackSpec, device: torch.device) -> tuple[ImageDataset, LoadedClassifier]:
     """The spec's classifier (on ``device``) and dataset, checked to fit each other."""
     clf = create_classifier(spec.model, weights=spec.weights, seed=spec.seed)
-    dataset = spec.dataset or clf.default_dataset or "digits"
+    dataset = spec.dataset_name
     opts: dict[str, Any] = {"data_dir": spec.data_dir, "image_size": spec.image_size, "seed": spec.seed}
     if dataset == "synthetic":
         opts["image_shape"] = spec.image_shape or clf.input_shape

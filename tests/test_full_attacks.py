@@ -154,3 +154,14 @@ def test_the_study_presets_are_the_vocabulary_s() -> None:
     from advdb import reproduce, vocabulary
 
     assert tuple(reproduce.STUDY_PRESETS) == vocabulary.PRESETS
+
+
+def test_ifgs_takes_the_data_sets_epsilon_unless_given() -> None:
+    from advdb.spec import AttackSpec
+
+    digits = AttackSpec(attack="ifgs", params={"iterations": 10}).validate()
+    assert digits.to_dict()["epsilon"] == 0.3
+    given = AttackSpec(attack="ifgs", params={"iterations": 10, "epsilon": 0.1}).validate()
+    assert given.to_dict()["epsilon"] == 0.1
+    imagenet = AttackSpec(attack="ifgs", model="resnet18", weights="random", params={"iterations": 10}).validate()
+    assert imagenet.to_dict()["epsilon"] == 16 / 255

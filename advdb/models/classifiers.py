@@ -19,6 +19,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 CLASSIFIERS: Registry = Registry("model")
 
+#: The data set each built-in classifier is made for; torchvision classifiers take an ImageFolder.
+BUILT_IN_DATASETS = {"digits-cnn": "digits", "circles-mlp": "circles"}
+
+
+def default_dataset(model: str) -> str:
+    """The data set ``model`` attacks when none is named."""
+    return BUILT_IN_DATASETS.get(model, "imagefolder")
+
 
 @dataclass
 class LoadedClassifier:
@@ -97,7 +105,7 @@ def _digits_cnn(**_: Any) -> LoadedClassifier:
         weights_source=str(path),
         weights_sha256=meta["sha256"],
         test_accuracy=meta["test_accuracy"],
-        default_dataset="digits",
+        default_dataset=BUILT_IN_DATASETS["digits-cnn"],
     )
 
 
@@ -117,7 +125,7 @@ def _circles_mlp(**_: Any) -> LoadedClassifier:
         weights_source=f"trained:hidden={HIDDEN},epochs={EPOCHS}",
         weights_sha256=meta["sha256"],
         test_accuracy=meta["test_accuracy"],
-        default_dataset="circles",
+        default_dataset=BUILT_IN_DATASETS["circles-mlp"],
     )
 
 
@@ -200,7 +208,7 @@ def torchvision_classifier(
         std=IMAGENET_STD,
         weights_source=source,
         weights_sha256=sha,
-        default_dataset="imagefolder",
+        default_dataset=default_dataset(arch),
     )
 
 
