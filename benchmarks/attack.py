@@ -19,6 +19,7 @@ import time
 import torch
 
 from advdb.devices import resolve_device
+from advdb.execution import prepare
 from advdb.planning import plan_targets
 from advdb.runner import run_attack
 from advdb.spec import AttackSpec, load_data_and_model
@@ -39,12 +40,14 @@ CASES = {
 
 
 def bare(spec: AttackSpec, device: torch.device) -> float:
-    """The attack as a researcher would write it inline: forward, backward, sign step, clip."""
+    """The attack as a researcher would write it inline: forward, backward, sign step, clip — with
+    the classifier prepared as the run prepares it (precision, compile, memory layout)."""
     ds, clf = load_data_and_model(spec, device)
     plan, _ = plan_targets(
         clf, ds, n=spec.n, seed=spec.seed, targets=spec.targets, device=device, batch_size=spec.batch_size
     )
-    model, T, alpha = clf.module, spec.params["iterations"], spec.params.get("alpha", 1 / 255)
+    model = prepare(clf.module, device, spec.execution)
+    T, alpha = spec.params["iterations"], spec.params.get("alpha", 1 / 255)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
