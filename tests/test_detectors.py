@@ -148,3 +148,24 @@ def test_torchvision_detector_trains_on_resized_digits(sources, tmp_path) -> Non
         )
         run = get_run(store, run_id)
     assert run.status == "finished" and run.config["arch"] == "resnet18"
+
+
+def test_a_detector_that_learned_nothing_is_flagged_not_reported(tmp_path, cli) -> None:  # noqa: ANN001
+    import csv
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        source = run_attack(
+            store,
+            AttackSpec(params={"loss": "ce", "mode": "equal-perturbation", "iterations": 10, "tau": 0.3}, n=60),
+        )
+        learned = train_detector(store, DetectorSpec(sources=[source], epochs=6, batch_size=16, lr=3e-3))
+        nothing = train_detector(store, DetectorSpec(sources=[source], epochs=1, batch_size=16, lr=1e-12, seed=1))
+        assert get_run(store, nothing).status == "finished"
+    out = tmp_path / "reports"
+    code, _, err = cli("--db", url, "report", "table2", "--out", str(out))
+    assert code == 0, err
+    (row,) = list(csv.DictReader((out / "table2.csv").open()))
+    assert row["small-cnn"].startswith("at chance (")  # the newest detector of the pair: the one that learned nothing
+    assert "at chance" in err and "retrain" in err
+    assert learned < nothing

@@ -68,7 +68,8 @@ def test_a_difference_within_the_noise_is_inconclusive() -> None:
 
 
 def _detectors(accuracies: dict[str, float], n: int = 200) -> list[dict]:
-    return [dict(arch="small-cnn", source=k, accuracy=v, n_images=n) for k, v in accuracies.items()]
+    rows = enumerate(accuracies.items())
+    return [dict(arch="small-cnn", source=k, accuracy=v, n_images=n, run_id=i) for i, (k, v) in rows]
 
 
 @pytest.mark.parametrize(

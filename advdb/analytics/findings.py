@@ -66,6 +66,7 @@ class _Measures:
     seconds: dict[str, np.ndarray]
     attacks: dict[str, dict[str, Any]]
     detectors: list[dict[str, Any]]
+    chance: dict[int, float] = field(default_factory=dict)  # per detector run: its majority class's share
 
 
 def _compare(label: str, estimate: st.Estimate, verdict: str, digits: int = 1) -> tuple[str, str]:
@@ -88,6 +89,7 @@ def measure_findings(session: QuerySession, selection: RunSelection | None = Non
         },
         attacks={r["attack"]: r for r in session.query(sql_text("findings_attacks")).to_pylist()},
         detectors=session.query(sql_text("table2")).to_pylist(),
+        chance={r["run_id"]: r["chance"] for r in session.query(sql_text("detector_chance")).to_pylist()},
     )
     judges = (_fewest_iterations, _ce_stalls, _ce_gradient_decays, _m_logit_vs_logit, _cost_per_iteration, _detectors)
     return [judge(m) for judge in judges]
@@ -197,14 +199,16 @@ def _detectors(m: _Measures) -> Finding:
     if not m.detectors:
         return Finding(6, claim, "needs single-source detector runs", st.NO_DATA)
     by_arch: dict[str, dict[str, tuple[float, int]]] = {}
+    chance: dict[tuple[str, str], float] = {}
     for r in m.detectors:
         by_arch.setdefault(r["arch"], {})[r["source"]] = (float(r["accuracy"]), int(r["n_images"]))
+        chance[r["arch"], r["source"]] = m.chance.get(r["run_id"], 0.5)
     parts, compared = [], []
     for arch, accs in by_arch.items():
         parts.append(f"{arch}: " + ", ".join(f"{k} {st.proportion(*v).format(percent=True)}" for k, v in accs.items()))
         for source, (p, n) in accs.items():
-            e = st.proportion(p, n)
-            compared.append(_compare(f"{arch} {source} above chance", e, st.judge(e, above=0.5), 2))
+            e, level = st.proportion(p, n), chance[arch, source]
+            compared.append(_compare(f"{arch} {source} above chance ({level:.0%})", e, st.judge(e, above=level), 2))
         for other, (p, n) in accs.items():
             if "ce-sign" in accs and other != "ce-sign":
                 d = st.proportion_difference(*accs["ce-sign"], p, n)

@@ -8,6 +8,7 @@ tables as Markdown, CSV and LaTeX (booktabs), figures as PNG and PDF.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from advdb.analytics import statistics
 from advdb.analytics.query import QuerySession
 from advdb.analytics.selection import MissingDataError, RunSelection, select_runs
 from advdb.analytics.sqlfiles import sql_text
@@ -397,16 +399,41 @@ GROUP_NAMES = {
 }
 
 
-def _accuracy_pivot(rows: list[dict], row_key: str, tail: tuple[str, ...] = ()) -> tuple[list[str], list[list[str]]]:
-    """Rows (attack or group, in the paper's order) × detector architectures, accuracy in each cell."""
+AT_CHANCE_NOTE = (
+    "at chance: the detector's overall held-out accuracy does not beat always answering its test set's "
+    "majority class (95% Wilson interval) — it learned nothing to report; retrain it"
+)
+
+
+def at_chance(ctx: Context, rows: list[dict]) -> set[int]:
+    """Detector runs whose overall held-out accuracy does not beat their majority class."""
+    chance = {r["run_id"]: r["chance"] for r in ctx.query("detector_chance").to_pylist()}
+    return {
+        r["run_id"]
+        for r in rows
+        if r.get("group", "overall") == "overall"
+        and r["run_id"] in chance
+        and statistics.proportion(r["accuracy"], r["n_images"]).lo <= chance[r["run_id"]]
+    }
+
+
+def _accuracy_pivot(
+    rows: list[dict], row_key: str, tail: tuple[str, ...] = (), chance: AbstractSet[int] = frozenset()
+) -> tuple[list[str], list[list[str]]]:
+    """Rows (attack or group, in the paper's order) × detector architectures, accuracy in each
+    cell; a detector run in ``chance`` shows as "at chance" instead of a result."""
     archs = {r["arch"] for r in rows}
     columns = [a for a in ARCH_ORDER if a in archs] + sorted(archs - set(ARCH_ORDER))
-    cells = {(r[row_key], r["arch"]): r["accuracy"] for r in rows}
+    cells = {(r[row_key], r["arch"]): r for r in rows}
     present = {k[0] for k in cells}
     order = [g for g in (*SOURCES, *FULL_ATTACKS, *tail) if g in present]
-    table = [
-        [GROUP_NAMES.get(g, g)] + [f"{cells[(g, a)]:.1%}" if (g, a) in cells else "–" for a in columns] for g in order
-    ]
+
+    def cell(r: dict | None) -> str:
+        if r is None:
+            return "–"
+        return f"at chance ({r['accuracy']:.1%})" if r["run_id"] in chance else f"{r['accuracy']:.1%}"
+
+    table = [[GROUP_NAMES.get(g, g)] + [cell(cells.get((g, a))) for a in columns] for g in order]
     return ["Attack", *columns], table
 
 
@@ -417,7 +444,11 @@ def table2(ctx: Context) -> ReportOutput:
         raise MissingDataError(
             "table2 needs single-source detector runs: run `advdb retrain --arch ARCH --sources RUN` for each source"
         )
-    return ReportOutput({"table2": data}, _accuracy_pivot(data.to_pylist(), "source"))
+    rows = data.to_pylist()
+    chance = at_chance(ctx, rows)
+    return ReportOutput(
+        {"table2": data}, _accuracy_pivot(rows, "source", chance=chance), notes=[AT_CHANCE_NOTE] if chance else []
+    )
 
 
 @report("table3", "Table III: detector accuracy when trained on every source at once", "table")
@@ -427,9 +458,10 @@ def table3(ctx: Context) -> ReportOutput:
         raise MissingDataError(
             "table3 needs an all-sources detector run: run `advdb retrain --arch ARCH --sources RUN,RUN,…`"
         )
-    return ReportOutput(
-        {"table3": data}, _accuracy_pivot(data.to_pylist(), "group", ("adversarial", "genuine", "overall"))
-    )
+    rows = data.to_pylist()
+    chance = at_chance(ctx, rows)
+    pivot = _accuracy_pivot(rows, "group", ("adversarial", "genuine", "overall"), chance=chance)
+    return ReportOutput({"table3": data}, pivot, notes=[AT_CHANCE_NOTE] if chance else [])
 
 
 @report(
