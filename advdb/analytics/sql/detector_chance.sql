@@ -6,3 +6,4 @@ SELECT run_id, greatest(max(n_images) FILTER (WHERE group_name = 'genuine'),
                / max(n_images) FILTER (WHERE group_name = 'overall') AS chance
 FROM detector_results
 GROUP BY run_id
+HAVING chance IS NOT NULL  -- a run whose results do not split genuine from adversarial has no level to beat
