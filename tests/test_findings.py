@@ -95,7 +95,63 @@ def test_bootstrap_intervals_are_seeded_and_cover_the_mean() -> None:
     a, b = st.mean(v), st.mean(v)
     assert a == b and a.lo < 5.0 < a.hi and a.lo < a.value < a.hi
     tie = st.proportion_difference(1.0, 100, 1.0, 100)
-    assert tie.degenerate and st.judge(tie, above=0) == "inconclusive"
+    assert (tie.lo, tie.hi) == (0.0, 0.0) and st.judge(tie, above=0) == "inconclusive"
+    assert st.judge(st.mean(np.full(50, 6.0)), above=0) == "agrees"  # a constant effect is an effect
+    assert st.judge(st.mean(np.zeros(50)), above=0) == "inconclusive"  # all at the floor: no effect
     assert st.judge(st.proportion(1.0, 100), above=0.5) == "agrees"
     assert st.combine(["agrees", "inconclusive"]) == "inconclusive"
     assert st.combine(["agrees", "differs"]) == "differs"
+
+
+# --- stores where each verdict must come out ----------------------------------------------------
+# The runs go through the whole pipeline (plan, worker, writer, SQLite, DuckDB); only the unified
+# iteration's numbers are scripted, so that each source reaches its target at a known iteration
+# with a known L2, image by image.
+
+T_SCRIPTED, N_SCRIPTED = 20, 60
+SCENARIOS = {
+    # source: (first-success iteration, L2 at success); image i adds i % 3 iterations
+    "agrees": {"ce": (8, 0.10), "ce-sign": (14, 0.14), "logit": (12, 0.13), "m-logit": (10, 0.12)},
+    "differs": {"ce": (14, 0.16), "ce-sign": (9, 0.14), "logit": (10, 0.13), "m-logit": (11, 0.15)},
+    # m-logit's L2 equals CE's on average, ± 0.02 image by image: no difference either way
+    "inconclusive": {"ce": (8, 0.10), "ce-sign": (14, 0.14), "logit": (12, 0.13), "m-logit": (10, 0.10)},
+}
+
+
+def _scripted(scenario: dict[str, tuple[int, float]]):  # noqa: ANN202
+    import torch
+
+    from advdb.attacks.base import BatchOutcome
+    from advdb.attacks.stats import COL, K
+
+    def run(self, model, x0, y, t, *, num_classes):  # noqa: ANN001, ANN202, ARG001
+        first, l2 = scenario[self.loss]
+        B, n = len(y), torch.arange(self.iterations + 1, dtype=torch.float32)[:, None]
+        k = first + torch.arange(B) % 3
+        size = l2 + (0.01 * (1 - 2 * (torch.arange(B) % 2)) if self.loss == "m-logit" and l2 == 0.10 else 0.0)
+        stats = torch.zeros(self.iterations + 1, B, K)
+        stats[:, :, COL["pred"]] = torch.where(n >= k, t.float(), y.float())
+        stats[:, :, COL["l2"]] = size * n / k
+        stats[:, :, COL["z_target"]] = n * (0.2 if self.loss in ("logit", "m-logit") else 0.01)
+        stats[:, :, COL["grad_l2"]] = 10.0 / (1 + n)
+        return BatchOutcome(x_adv=x0.clone(), stats=stats, search_step=None, seconds=0.01)
+
+    return run
+
+
+@pytest.mark.parametrize("verdict", list(SCENARIOS))
+def test_stores_give_each_verdict(verdict: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from advdb.analytics.query import QuerySession, checked_location
+    from advdb.attacks.unified import UnifiedAttack
+    from advdb.runner import AttackSpec, run_attack
+    from advdb.store import open_store
+
+    monkeypatch.setattr(UnifiedAttack, "run", _scripted(SCENARIOS[verdict]))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    with open_store(url) as store:
+        for loss in SOURCES:
+            params = {"loss": loss, "mode": "equal-perturbation", "iterations": T_SCRIPTED}
+            run_attack(store, AttackSpec(params=params, n=N_SCRIPTED, batch_size=N_SCRIPTED, save_images=False))
+    with QuerySession(checked_location(url)) as q:
+        first = fd.measure_findings(q)[0]
+    assert first.verdict == verdict, first.comparisons

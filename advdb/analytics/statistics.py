@@ -4,8 +4,9 @@ Runs of one study attack the same images towards the same targets, so two source
 image by image (a paired bootstrap of the mean difference); detectors are compared from
 their held-out accuracy and size (a parametric bootstrap of each proportion). A claim
 *agrees* when the whole interval lies on its side, *differs* when the whole interval lies
-on the other side, and is *inconclusive* when the interval straddles the threshold or
-every value sits at a ceiling or floor (a tie at 100 % supports nothing).
+on the other side, and is *inconclusive* when the interval touches or straddles the
+threshold — as it does when every value sits at a ceiling or floor (a tie at 100 % gives a
+difference of exactly 0 in every resample: it supports nothing).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ SEED = 0
 
 @dataclass(frozen=True)
 class Estimate:
-    """A statistic with its bootstrap interval; ``degenerate`` when every value sat at a bound."""
+    """A statistic, its interval and the number of images (or batches) behind it."""
 
     value: float
     lo: float
     hi: float
     n: int
-    degenerate: bool = False
 
     def format(self, digits: int = 1, *, percent: bool = False) -> str:
         if percent:
@@ -39,10 +39,13 @@ class Estimate:
         return f"{self.value:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
 
 
-def _interval(draws: np.ndarray, value: float, n: int, *, degenerate: bool = False) -> Estimate:
+NONE = Estimate(float("nan"), float("nan"), float("nan"), 0)
+
+
+def _interval(draws: np.ndarray, value: float, n: int) -> Estimate:
     tail = (1 - CONFIDENCE) / 2 * 100
     lo, hi = np.percentile(draws, [tail, 100 - tail])
-    return Estimate(float(value), float(lo), float(hi), n, degenerate)
+    return Estimate(float(value), float(lo), float(hi), n)
 
 
 def _resample(n: int, seed: int) -> np.ndarray:
@@ -54,8 +57,8 @@ def mean(values: np.ndarray, *, seed: int = SEED) -> Estimate:
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
     if len(v) == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, True)
-    return _interval(v[_resample(len(v), seed)].mean(1), float(v.mean()), len(v), degenerate=bool(np.ptp(v) == 0))
+        return NONE
+    return _interval(v[_resample(len(v), seed)].mean(1), float(v.mean()), len(v))
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, *, seed: int = SEED) -> Estimate:
@@ -71,7 +74,7 @@ def ratio_of_means(a: np.ndarray, b: np.ndarray, *, seed: int = SEED) -> Estimat
     both = ~(np.isnan(a) | np.isnan(b))
     a, b = a[both], b[both]
     if len(a) == 0 or b.mean() == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), len(a), True)
+        return NONE
     idx = _resample(len(a), seed)
     return _interval(a[idx].mean(1) / b[idx].mean(1), float(a.mean() / b.mean()), len(a))
 
@@ -80,7 +83,7 @@ def ratio_of_independent_means(a: np.ndarray, b: np.ndarray, *, seed: int = SEED
     """``mean(a) / mean(b)`` of two unpaired samples (such as batch timings), each resampled on its own."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if len(a) == 0 or len(b) == 0 or b.mean() == 0:
-        return Estimate(float("nan"), float("nan"), float("nan"), min(len(a), len(b)), True)
+        return NONE
     rng = np.random.default_rng(seed)
     draws = rng.choice(a, (N_BOOT, len(a))).mean(1) / rng.choice(b, (N_BOOT, len(b))).mean(1)
     return _interval(draws, float(a.mean() / b.mean()), min(len(a), len(b)))
@@ -90,8 +93,7 @@ def proportion_difference(p1: float, n1: int, p2: float, n2: int, *, seed: int =
     """``p1 − p2`` of two independent proportions (accuracies on ``n1`` and ``n2`` images)."""
     rng = np.random.default_rng(seed)
     draws = rng.binomial(n1, p1, N_BOOT) / n1 - rng.binomial(n2, p2, N_BOOT) / n2
-    at_bound = {p1, p2} <= {0.0, 1.0} and p1 == p2
-    return _interval(draws, p1 - p2, min(n1, n2), degenerate=at_bound)
+    return _interval(draws, p1 - p2, min(n1, n2))
 
 
 def proportion(p: float, n: int) -> Estimate:
@@ -109,8 +111,6 @@ def judge(estimate: Estimate, *, above: float | None = None, below: float | None
     """The verdict on the claim "``estimate`` is above ``above``" (or below ``below``)."""
     if estimate.n == 0 or np.isnan(estimate.value):
         return NO_DATA
-    if estimate.degenerate:
-        return INCONCLUSIVE
     if above is not None:
         return AGREES if estimate.lo > above else DIFFERS if estimate.hi < above else INCONCLUSIVE
     assert below is not None
