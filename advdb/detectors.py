@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,12 @@ from advdb.models.classifiers import (
 from advdb.models.digits_cnn import digits_cnn
 from advdb.progress import EpochProgress
 from advdb.store.catalogue import get_dataset, image_indices
-from advdb.store.detector_results import finished_epochs, log_epoch, results_write
+from advdb.store.detector_results import detector_results, finished_epochs, log_epoch, results_write
 from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
 from advdb.store.records import RunRecord
 from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
-from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, OPTIMIZERS, check_choice
+from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, DETECTOR_SWEEP, OPTIMIZERS, check_choice
 
 SMALL_ARCH = "small-cnn"
 
@@ -519,6 +519,33 @@ def train_detector(store: Store, spec: DetectorSpec, *, progress: EpochProgress 
         device=str(resolve_device(spec.device)),
     )
     return _run(store, run.run_id, spec, 0, 0.0, progress, built)
+
+
+def sweep_detector(
+    store: Store,
+    spec: DetectorSpec,
+    *,
+    settings: tuple[tuple[str, float], ...] = DETECTOR_SWEEP,
+    progress: EpochProgress | None = None,
+) -> list[int]:
+    """Train ``spec`` once per (optimiser, learning rate) of ``settings``; returns the run ids.
+
+    Each is a run of its own, with its setting in its configuration; Tables II and III report
+    the best held-out accuracy of each architecture and source and say which setting won.
+    """
+    runs = [replace(spec, optimizer=optimizer, lr=lr) for optimizer, lr in settings]
+    for run in runs:
+        run.validate()  # every setting checked before the first trains
+    return [train_detector(store, run, progress=progress) for run in runs]
+
+
+def best_detector(store: Store, run_ids: list[int]) -> int:
+    """Of ``run_ids``, the detector run with the best overall held-out accuracy (ties: the newest)."""
+    overall = {
+        run_id: next(r.accuracy for r in detector_results(store, run_id) if r.group_name == "overall")
+        for run_id in run_ids
+    }
+    return max(overall, key=lambda run_id: (overall[run_id], run_id))
 
 
 def resume_detector(store: Store, run_id: int, *, progress: EpochProgress | None = None) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 from advdb.attacks.defaults import dataset_defaults
 from advdb.circles import CirclesSpec, run_circles
-from advdb.detectors import DetectorSpec, resume_detector, train_detector
+from advdb.detectors import SMALL_ARCH, DetectorSpec, resume_detector, train_detector
 from advdb.errors import ConfigError, ConflictError
 from advdb.progress import StepProgress
 from advdb.runner import resume_attack, run_attack, start_writer
@@ -21,7 +21,15 @@ from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
 from advdb.store.writer import BackgroundWriter
-from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, FULL_ATTACKS, MODES, SOURCES, check_choice
+from advdb.vocabulary import (
+    DEFAULT_MEMORY_FORMAT,
+    DEFAULT_PRECISION,
+    DETECTOR_SWEEP,
+    FULL_ATTACKS,
+    MODES,
+    SOURCES,
+    check_choice,
+)
 
 
 @dataclass
@@ -81,6 +89,12 @@ def _find(store: Store, kind: str, config: dict[str, Any]) -> tuple[int, str] | 
         if all(stored.get(k) == v for k, v in config.items()):
             return run.run_id, ("live" if is_live(store, run) else run.status)
     return None
+
+
+def detector_settings(arch: str) -> tuple[tuple[str, float], ...]:
+    """The optimiser settings a study trains ``arch`` with: the sweep for torchvision networks;
+    one for the small CNN, which Adam at 1e-3 trains to 90–100 % on every digits source."""
+    return (("adam", 1e-3),) if arch == SMALL_ARCH else DETECTOR_SWEEP
 
 
 def _attack_step(store: Store, label: str, spec: AttackSpec, writer: Callable[[], BackgroundWriter | None]) -> Step:
@@ -153,11 +167,13 @@ def plan_study(
         spec = replace(common, attack=attack, params=params, n=p.full_attack_n)
         steps.append(_attack_step(store, attack, spec, writer))
 
-    def detector_step(label: str, arch: str, sources: Callable[[], list[int]]) -> None:
+    def detector_step(label: str, arch: str, sources: Callable[[], list[int]], setting: tuple[str, float]) -> None:
         def spec() -> DetectorSpec:
             return DetectorSpec(
                 arch=arch,
                 sources=sources(),
+                optimizer=setting[0],
+                lr=setting[1],
                 epochs=p.detector_epochs,
                 image_size=p.detector_image_size if arch != "small-cnn" else None,
                 device=device,
@@ -179,10 +195,12 @@ def plan_study(
         )
 
     eq_pert = [f"{loss} equal-perturbation" for loss in SOURCES]
-    for arch in archs:
+    for arch, setting in ((a, s) for a in archs for s in detector_settings(a)):
+        tag = f" {setting[0]} {setting[1]:g}" if arch != SMALL_ARCH else ""
         for key in eq_pert:
-            detector_step(f"detector {arch} {key.split()[0]}", arch, functools.partial(lambda k: [ids[k]], key))
-        detector_step(f"detector {arch} all sources", arch, lambda: [ids[k] for k in eq_pert])
+            sources = functools.partial(lambda k: [ids[k]], key)
+            detector_step(f"detector {arch} {key.split()[0]}{tag}", arch, sources, setting)
+        detector_step(f"detector {arch} all sources{tag}", arch, lambda: [ids[k] for k in eq_pert], setting)
     if p.circles:
         cspec = CirclesSpec(n=p.circles_n, iterations=p.circles_iterations, device=device, seed=seed)
         cfg = {k: v for k, v in cspec.__dict__.items()}

@@ -45,6 +45,11 @@ DEFAULT_MEMORY_FORMAT = "auto"
 
 #: Detector optimisers and the presets of ``advdb reproduce``.
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+
+#: The optimiser settings ``advdb retrain --sweep`` (and the presets, for torchvision detectors)
+#: train in turn; the tables report the best. Adam at 1e-3 is what trains a small detector from
+#: scratch; pretrained torchvision networks often need 1e-4; SGD at 0.01 is the classic recipe.
+DETECTOR_SWEEP: tuple[tuple[str, float], ...] = (("adam", 1e-3), ("adam", 1e-4), ("sgd", 1e-2))
 PRESETS: tuple[str, ...] = ("digits", "imagenet")
 
 #: What ``advdb list`` can list.

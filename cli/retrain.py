@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from advdb.errors import ConfigError
@@ -66,11 +68,16 @@ def retrain(
     compile: bool = compile_option(),
     memory_format: MemoryFormat = memory_format_option(),
     workers: int = typer.Option(0, "--workers", help="DataLoader worker processes (use several on a GPU)."),
+    sweep: bool = typer.Option(
+        False,
+        "--sweep",
+        help="Train once per optimiser setting (adam 1e-3, adam 1e-4, sgd 0.01); the tables show the best.",
+    ),
     resume: int | None = typer.Option(None, "--resume", help="Continue detector run RUN from its last finished epoch."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train a detector (genuine vs adversarial) on the stored adversarial images of attack runs."""
-    from advdb.detectors import DetectorSpec, resume_detector, train_detector
+    from advdb.detectors import DetectorSpec, resume_detector
     from advdb.store.detector_results import detector_results
 
     ids = parse_run_ids(sources, "--sources") if resume is None else None
@@ -101,7 +108,7 @@ def retrain(
                 compile=compile,
                 memory_format=memory_format.value,
             )
-            run_id = train_detector(store, spec, progress=_EpochPrinter())
+            run_id = _train(store, spec, sweep=sweep)
         results = detector_results(store, run_id)
     if as_json:
         render.print_json(
@@ -119,3 +126,15 @@ def retrain(
         [(r.group_name, r.n_images, f"{r.accuracy:.1%}", r.epoch) for r in results],
         title=f"detector run {run_id}",
     )
+
+
+def _train(store: Any, spec: Any, *, sweep: bool) -> int:
+    """Train the detector (once per setting with ``sweep``); returns the run to show: the best one."""
+    from advdb.detectors import best_detector, sweep_detector, train_detector
+
+    if not sweep:
+        return int(train_detector(store, spec, progress=_EpochPrinter()))
+    run_ids = sweep_detector(store, spec, progress=_EpochPrinter())
+    best = best_detector(store, run_ids)
+    render.err_console.print(f"runs {', '.join(map(str, run_ids))} trained; the best is run {best}")
+    return best

@@ -150,22 +150,50 @@ def test_torchvision_detector_trains_on_resized_digits(sources, tmp_path) -> Non
     assert run.status == "finished" and run.config["arch"] == "resnet18"
 
 
-def test_a_detector_that_learned_nothing_is_flagged_not_reported(tmp_path, cli) -> None:  # noqa: ANN001
-    import csv
-
+def _one_source_store(tmp_path: Path) -> tuple[str, int]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     with open_store(url) as store:
-        source = run_attack(
-            store,
-            AttackSpec(params={"loss": "ce", "mode": "equal-perturbation", "iterations": 10, "tau": 0.3}, n=60),
-        )
-        learned = train_detector(store, DetectorSpec(sources=[source], epochs=6, batch_size=16, lr=3e-3))
+        params = {"loss": "ce", "mode": "equal-perturbation", "iterations": 10, "tau": 0.3}
+        return url, run_attack(store, AttackSpec(params=params, n=60))
+
+
+def _table(cli, url: str, name: str, out: Path) -> tuple[list[dict], str]:  # noqa: ANN001
+    import csv
+
+    code, _, err = cli("--db", url, "report", name, "--out", str(out))
+    assert code == 0, err
+    return list(csv.DictReader((out / f"{name}.csv").open())), err
+
+
+def test_a_detector_that_learned_nothing_is_flagged_not_reported(tmp_path, cli) -> None:  # noqa: ANN001
+    url, source = _one_source_store(tmp_path)
+    with open_store(url) as store:
         nothing = train_detector(store, DetectorSpec(sources=[source], epochs=1, batch_size=16, lr=1e-12, seed=1))
         assert get_run(store, nothing).status == "finished"
-    out = tmp_path / "reports"
-    code, _, err = cli("--db", url, "report", "table2", "--out", str(out))
-    assert code == 0, err
-    (row,) = list(csv.DictReader((out / "table2.csv").open()))
-    assert row["small-cnn"].startswith("at chance (")  # the newest detector of the pair: the one that learned nothing
+    (row,), err = _table(cli, url, "table2", tmp_path / "reports")
+    assert row["small-cnn"].startswith("at chance (")
     assert "at chance" in err and "retrain" in err
-    assert learned < nothing
+
+
+def test_a_sweep_trains_each_setting_and_the_tables_keep_the_best(tmp_path, cli) -> None:  # noqa: ANN001
+    url, source = _one_source_store(tmp_path)
+    code, _, err = cli("--db", url, "retrain", "--sources", str(source), "--sweep", "--epochs", "3", "-b", "16")
+    assert code == 0, err
+    with open_store(url) as store:
+        runs = [r for r in list_runs(store, kind="detector")]
+        settings = {(r.config["optimizer"], r.config["lr"]) for r in runs}
+        assert settings == {("adam", 1e-3), ("adam", 1e-4), ("sgd", 1e-2)}
+        accuracy = {r.run_id: detector_accuracy(store, r.run_id) for r in runs}
+    best = max(accuracy, key=lambda r: (accuracy[r], r))
+    assert f"the best is run {best}" in err
+    (row,), err = _table(cli, url, "table2", tmp_path / "reports")
+    winner = next(r for r in runs if r.run_id == best).config
+    cell = row["small-cnn"]  # "66.7% · adam 0.001" (or "at chance (…) · …" when the best learned nothing)
+    assert f"{accuracy[best]:.1%}" in cell and cell.endswith(f" · {winner['optimizer']} {winner['lr']:g}")
+    assert "slightly optimistic" in err
+
+
+def detector_accuracy(store, run_id: int) -> float:  # noqa: ANN001
+    from advdb.store.detector_results import detector_results
+
+    return next(r.accuracy for r in detector_results(store, run_id) if r.group_name == "overall")

@@ -1,16 +1,26 @@
 -- Table III: detectors trained on genuine images and every source at once; accuracy on each
--- source's adversarial images, on all adversarial, on genuine and overall, per architecture
--- (the latest finished all-sources run of each architecture). Parameters: none.
+-- source's adversarial images, on all adversarial, on genuine and overall, per architecture:
+-- of the finished all-sources runs of each architecture (one per optimiser setting after
+-- `advdb retrain --sweep`), the one with the best overall held-out accuracy (ties: the
+-- newest), with its setting and how many settings were tried. Parameters: none.
 WITH detectors AS (
     SELECT r.run_id, json_extract_string(r.config, '$.arch') AS arch,
-           row_number() OVER (PARTITION BY json_extract_string(r.config, '$.arch') ORDER BY r.run_id DESC) AS newest
-    FROM runs r WHERE r.kind = 'detector' AND r.status = 'finished' AND json_extract_string(r.config, '$.setting') = 'all-sources'
+           json_extract_string(r.config, '$.optimizer') || ' '
+               || CAST(CAST(json_extract(r.config, '$.lr') AS DOUBLE) AS VARCHAR) AS setting,
+           o.accuracy AS overall
+    FROM runs r JOIN detector_results o ON o.run_id = r.run_id AND o.group_name = 'overall'
+    WHERE r.kind = 'detector' AND r.status = 'finished' AND json_extract_string(r.config, '$.setting') = 'all-sources'
+),
+ranked AS (
+    SELECT *, row_number() OVER (PARTITION BY arch ORDER BY overall DESC, run_id DESC) AS best,
+           count(DISTINCT setting) OVER (PARTITION BY arch) AS settings
+    FROM detectors
 )
-SELECT d.arch, d.run_id,
+SELECT d.arch, d.run_id, d.setting, d.settings,
        CASE WHEN dr.source_run_id IS NOT NULL THEN coalesce(src.loss, src.attack) ELSE dr.group_name END AS "group",
        dr.accuracy, dr.n_images
-FROM detectors d
+FROM ranked d
 JOIN detector_results dr ON dr.run_id = d.run_id
 LEFT JOIN runs src ON src.run_id = dr.source_run_id
-WHERE d.newest = 1
+WHERE d.best = 1
 ORDER BY d.arch, dr.source_run_id NULLS LAST, dr.group_name;
