@@ -12,7 +12,7 @@ and ``advdb runs show`` shows them; reports say when a table mixes them.
 
 ``compile`` runs the classifier through ``torch.compile``. ``memory_format`` lays the
 classifier's weights out ``channels-last`` or ``contiguous``; ``auto`` picks what measured
-faster (``benchmarks/gpu.py``): channels-last on a CPU (oneDNN's NHWC kernels, 1.2–1.4× on
+faster (``benchmarks/gpu.py``): channels-last on a CPU (oneDNN's NHWC kernels, about 1.2× on
 the digits CNN) and on CUDA when compiled (eager channels-last is slower on an H100). Both
 layouts compute in float32; only the order of the sums differs (trajectories agree within
 1e-4, ``tests/test_execution.py``). cuDNN's autotuner (``cudnn.benchmark``) is on for the
