@@ -17,6 +17,9 @@ from advdb.execution import ExecutionOptions
 from advdb.models import LoadedClassifier, create_classifier, default_dataset
 from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, DEFAULT_SOURCE, TARGET_RULES, check_choice
 
+#: Built-in architectures made for one input shape (torchvision networks take any image size).
+BUILT_IN_ARCHITECTURES = ("digits-cnn", "digits-mlp", "circles-mlp")
+
 
 @dataclass(kw_only=True)
 class AttackSpec:
@@ -95,7 +98,7 @@ def load_data_and_model(spec: AttackSpec, device: torch.device) -> tuple[ImageDa
         opts["image_shape"] = spec.image_shape or clf.input_shape
         opts["n_synthetic"] = spec.n
     ds = create_dataset(dataset, **opts)
-    if clf.architecture in ("digits-cnn", "circles-mlp") and tuple(ds.image_shape) != tuple(clf.input_shape):
+    if clf.architecture in BUILT_IN_ARCHITECTURES and tuple(ds.image_shape) != tuple(clf.input_shape):
         raise ConfigError(f"model {clf.name} takes {clf.input_shape} images, dataset {ds.name} has {ds.image_shape}")
     if ds.n_classes is not None and ds.n_classes > clf.num_classes:
         raise ConfigError(f"dataset {ds.name} has {ds.n_classes} classes but model {clf.name} only {clf.num_classes}")

@@ -72,7 +72,11 @@ def attack(
     check_every: int | None = typer.Option(
         None, "--check-every", help="Early-stop check interval (iterations) [default: 10]."
     ),
-    model: str = typer.Option("digits-cnn", "--model", help="digits-cnn or a torchvision architecture (resnet50, …)."),
+    model: str = typer.Option(
+        "digits-cnn",
+        "--model",
+        help="digits-cnn, digits-cnn-seed1, digits-mlp or a torchvision architecture (resnet50, …).",
+    ),
     weights: str | None = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
     dataset: str | None = typer.Option(
         None, "--dataset", help="digits, imagefolder, synthetic [default: the model's]."

@@ -88,3 +88,20 @@ def test_digits_are_scikit_learns_without_importing_it() -> None:
     expected = load_digits()
     np.testing.assert_array_equal(images, (expected.images / 16.0).astype(np.float32))
     np.testing.assert_array_equal(labels, expected.target)
+
+
+def test_the_other_digits_classifiers_differ_and_train_deterministically(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    from advdb.models.digits_cnn import cache_paths
+
+    default = create_classifier("digits-cnn")
+    twin, mlp = create_classifier("digits-cnn-seed1"), create_classifier("digits-mlp")
+    assert (twin.architecture, mlp.architecture) == ("digits-cnn", "digits-mlp")
+    assert len({default.weights_sha256, twin.weights_sha256, mlp.weights_sha256}) == 3
+    assert min(twin.test_accuracy or 0, mlp.test_accuracy or 0) > 0.9
+    weights, meta = cache_paths("digits-mlp")
+    weights.unlink()
+    meta.unlink()
+    assert create_classifier("digits-mlp").weights_sha256 == mlp.weights_sha256  # trained again: the same weights
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code, out, err = cli("--db", url, "attack", "--model", "digits-mlp", "-n", "8", "-T", "5")
+    assert code == 0 and "8 images" in out, err

@@ -20,7 +20,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 CLASSIFIERS: Registry = Registry("model")
 
 #: The data set each built-in classifier is made for; torchvision classifiers take an ImageFolder.
-BUILT_IN_DATASETS = {"digits-cnn": "digits", "circles-mlp": "circles"}
+BUILT_IN_DATASETS = {
+    "digits-cnn": "digits",
+    "digits-cnn-seed1": "digits",
+    "digits-mlp": "digits",
+    "circles-mlp": "circles",
+}
 
 
 def default_dataset(model: str) -> str:
@@ -89,14 +94,13 @@ def load_state_into(net: torch.nn.Module, state: dict, path: Path, arch: str) ->
         raise DataError(f"weights file {path} does not fit {arch}: {detail}") from None
 
 
-@CLASSIFIERS.register("digits-cnn", "built-in small CNN for 8×8 digits, trained deterministically on first use")
-def _digits_cnn(**_: Any) -> LoadedClassifier:
-    from advdb.models.digits_cnn import load_or_train
+def _digits_model(name: str) -> LoadedClassifier:
+    from advdb.models.digits_cnn import DIGITS_MODELS, load_or_train
 
-    net, meta, path = load_or_train()
+    net, meta, path = load_or_train(name)
     return LoadedClassifier(
-        name="digits-cnn",
-        architecture="digits-cnn",
+        name=name,
+        architecture=DIGITS_MODELS[name].architecture,
         module=PixelSpaceClassifier(net, meta["mean"], meta["std"]),
         num_classes=10,
         input_shape=(1, 8, 8),
@@ -105,8 +109,23 @@ def _digits_cnn(**_: Any) -> LoadedClassifier:
         weights_source=str(path),
         weights_sha256=meta["sha256"],
         test_accuracy=meta["test_accuracy"],
-        default_dataset=BUILT_IN_DATASETS["digits-cnn"],
+        default_dataset=BUILT_IN_DATASETS[name],
     )
+
+
+@CLASSIFIERS.register("digits-cnn", "built-in small CNN for 8×8 digits, trained deterministically on first use")
+def _digits_cnn(**_: Any) -> LoadedClassifier:
+    return _digits_model("digits-cnn")
+
+
+@CLASSIFIERS.register("digits-cnn-seed1", "the same CNN trained from another seed (transfer between twins)")
+def _digits_cnn_seed1(**_: Any) -> LoadedClassifier:
+    return _digits_model("digits-cnn-seed1")
+
+
+@CLASSIFIERS.register("digits-mlp", "an MLP for 8×8 digits (another architecture), trained deterministically on use")
+def _digits_mlp(**_: Any) -> LoadedClassifier:
+    return _digits_model("digits-mlp")
 
 
 @CLASSIFIERS.register("circles-mlp", "one-hidden-layer ReLU net for the 2-D circles experiment, trained on use")

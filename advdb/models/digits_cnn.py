@@ -1,12 +1,16 @@
-"""The built-in small CNN for the digits default, trained deterministically on first use.
+"""The built-in digits classifiers, trained deterministically on first use.
 
-Trained on ``digits-train`` (the other half of scikit-learn's digits), evaluated on
-``digits``; cached in ``$ADVDB_HOME/models`` with its sha256 beside it.
+``digits-cnn`` (the default), the same CNN trained from another seed (``digits-cnn-seed1``)
+and an MLP (``digits-mlp``): models that differ from the default, for asking whether an
+adversarial image made on one fools another. Each is trained on ``digits-train`` (the other
+half of scikit-learn's digits), evaluated on ``digits``, and cached in
+``$ADVDB_HOME/models`` with its sha256 beside it.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,24 +42,53 @@ def digits_cnn(num_classes: int = 10, channels: int = 1) -> nn.Module:
     )
 
 
-def cache_paths() -> tuple[Path, Path]:
+def digits_mlp(num_classes: int = 10) -> nn.Module:
+    """fc256-fc256-fc10 on the 64 pixels."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, num_classes)
+    )
+
+
+@dataclass(frozen=True)
+class DigitsModel:
+    """A built-in digits classifier: its name, architecture and training seed."""
+
+    name: str
+    architecture: str  # "digits-cnn" or "digits-mlp"
+    seed: int
+
+    def build(self) -> nn.Module:
+        return digits_cnn() if self.architecture == "digits-cnn" else digits_mlp()
+
+
+DIGITS_MODELS = {
+    m.name: m
+    for m in (
+        DigitsModel("digits-cnn", "digits-cnn", TRAIN_SEED),
+        DigitsModel("digits-cnn-seed1", "digits-cnn", 1),
+        DigitsModel("digits-mlp", "digits-mlp", TRAIN_SEED),
+    )
+}
+
+
+def cache_paths(name: str = "digits-cnn") -> tuple[Path, Path]:
     d = advdb_home() / "models"
     d.mkdir(parents=True, exist_ok=True)
-    return d / f"digits-cnn-v{VERSION}.pt", d / f"digits-cnn-v{VERSION}.json"
+    return d / f"{name}-v{VERSION}.pt", d / f"{name}-v{VERSION}.json"
 
 
-def train_digits_cnn() -> tuple[dict[str, torch.Tensor], dict]:
-    """Train the CNN deterministically (fixed seed, CPU); returns (state_dict, meta)."""
+def train_digits_model(model: DigitsModel) -> tuple[dict[str, torch.Tensor], dict]:
+    """Train ``model`` deterministically (its seed, CPU); returns (state_dict, meta)."""
     from advdb.data.digits import Digits
 
     train, test = Digits("train"), Digits("test")
     x = train.load(range(len(train)))
     y = torch.as_tensor(train.labels)
     mean, std = float(x.mean()), float(x.std())
-    g = torch.Generator().manual_seed(TRAIN_SEED)
+    g = torch.Generator().manual_seed(model.seed)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TRAIN_SEED)
-        net = digits_cnn()
+        torch.manual_seed(model.seed)
+        net = model.build()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, EPOCHS)
     xn = (x - mean) / std
@@ -78,26 +111,27 @@ def train_digits_cnn() -> tuple[dict[str, torch.Tensor], dict]:
         "std": [std],
         "test_accuracy": acc,
         "epochs": EPOCHS,
-        "seed": TRAIN_SEED,
+        "seed": model.seed,
     }
     return net.state_dict(), meta
 
 
-def load_or_train() -> tuple[nn.Module, dict, Path]:
-    """The cached CNN, training it first if the cache is missing or does not match its sha256."""
-    weights, meta_path = cache_paths()
+def load_or_train(name: str = "digits-cnn") -> tuple[nn.Module, dict, Path]:
+    """The cached model ``name``, training it first if the cache is missing or does not match its sha256."""
+    model = DIGITS_MODELS[name]
+    weights, meta_path = cache_paths(name)
     meta = None
     if weights.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("sha256") != sha256_file(weights):
             meta = None
     if meta is None:
-        state, meta = train_digits_cnn()
+        state, meta = train_digits_model(model)
         tmp = weights.with_suffix(".tmp")
         torch.save(state, tmp)
         tmp.replace(weights)
         meta["sha256"] = sha256_file(weights)
         meta_path.write_text(json.dumps(meta, indent=2))
-    net = digits_cnn()
+    net = model.build()
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return net, meta, weights
