@@ -32,7 +32,7 @@ from advdb import artifacts
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
-from advdb.execution import ExecutionOptions, prepare
+from advdb.execution import ExecutionFields, prepare
 from advdb.models.classifiers import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -48,13 +48,13 @@ from advdb.store.engine import Store
 from advdb.store.lifecycle import run_lifecycle
 from advdb.store.records import RunRecord
 from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
-from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, DETECTOR_SWEEP, OPTIMIZERS, check_choice
+from advdb.vocabulary import DETECTOR_SWEEP, OPTIMIZERS, check_choice
 
 SMALL_ARCH = "small-cnn"
 
 
 @dataclass(kw_only=True)
-class DetectorSpec:
+class DetectorSpec(ExecutionFields):
     """Everything that defines a detector run (stored in full as its configuration)."""
 
     arch: str = SMALL_ARCH
@@ -73,14 +73,6 @@ class DetectorSpec:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
-    precision: str = DEFAULT_PRECISION
-    compile: bool = False
-    memory_format: str = DEFAULT_MEMORY_FORMAT
-
-    @property
-    def execution(self) -> ExecutionOptions:
-        """How the detector trains (:mod:`advdb.execution`); part of the run's configuration."""
-        return ExecutionOptions(precision=self.precision, compile=self.compile, memory_format=self.memory_format)
 
     @property
     def setting(self) -> str:

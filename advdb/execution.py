@@ -67,6 +67,21 @@ class ExecutionOptions:
         }
 
 
+@dataclass(kw_only=True)
+class ExecutionFields:
+    """The execution options as fields of a run's specification (attack and detector specs
+    inherit them), stored with its configuration."""
+
+    precision: str = DEFAULT_PRECISION
+    compile: bool = False
+    memory_format: str = DEFAULT_MEMORY_FORMAT
+
+    @property
+    def execution(self) -> ExecutionOptions:
+        """How the run computes; part of its configuration."""
+        return ExecutionOptions(precision=self.precision, compile=self.compile, memory_format=self.memory_format)
+
+
 class BF16Autocast(nn.Module):
     """``model`` under bf16 autocast, its output returned as float32."""
 

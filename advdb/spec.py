@@ -13,16 +13,16 @@ from advdb.attacks.defaults import dataset_defaults
 from advdb.data import ImageDataset, create_dataset
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError, check_seed
-from advdb.execution import ExecutionOptions
+from advdb.execution import ExecutionFields
 from advdb.models import LoadedClassifier, create_classifier, default_dataset
-from advdb.vocabulary import DEFAULT_MEMORY_FORMAT, DEFAULT_PRECISION, DEFAULT_SOURCE, TARGET_RULES, check_choice
+from advdb.vocabulary import DEFAULT_SOURCE, TARGET_RULES, check_choice
 
 #: Built-in architectures made for one input shape (torchvision networks take any image size).
 BUILT_IN_ARCHITECTURES = ("digits-cnn", "digits-mlp", "circles-mlp")
 
 
 @dataclass(kw_only=True)
-class AttackSpec:
+class AttackSpec(ExecutionFields):
     """Everything that defines an attack run; stored in full as the run's configuration.
 
     ``params`` are the attack's hyperparameters as the user gave them; ``labels``
@@ -46,14 +46,6 @@ class AttackSpec:
     save_images: bool = True
     labels: list[int] | None = None
     name: str | None = None
-    precision: str = DEFAULT_PRECISION
-    compile: bool = False
-    memory_format: str = DEFAULT_MEMORY_FORMAT
-
-    @property
-    def execution(self) -> ExecutionOptions:
-        """How the attack computes (:mod:`advdb.execution`); part of the run's configuration."""
-        return ExecutionOptions(precision=self.precision, compile=self.compile, memory_format=self.memory_format)
 
     @property
     def dataset_name(self) -> str:
