@@ -105,3 +105,18 @@ def test_the_other_digits_classifiers_differ_and_train_deterministically(cli, tm
     url = f"sqlite:///{tmp_path / 's.db'}"
     code, out, err = cli("--db", url, "attack", "--model", "digits-mlp", "-n", "8", "-T", "5")
     assert code == 0 and "8 images" in out, err
+
+
+def test_an_unreadable_image_in_a_worker_is_one_clear_error(jpegs: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from advdb.errors import DataError
+
+    root = tmp_path / "folder"
+    shutil.copytree(jpegs, root)
+    (root / "n002" / "005.JPEG").write_bytes(b"not an image")
+    ds = create_dataset("imagefolder", data_dir=str(root), image_size=32)
+    batches = [np.arange(s, s + 6) for s in range(0, len(ds), 6)]
+    with pytest.raises(DataError) as info:
+        list(load_batches(ds, batches, device=CPU, workers=2))
+    assert "005.JPEG" in str(info.value) and "\n" not in str(info.value) and "Traceback" not in str(info.value)

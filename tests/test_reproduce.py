@@ -34,11 +34,23 @@ def tiny() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def study(tiny: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, reproduce.StudyResult, list]:
     """The tiny study, run once for the module: (store URL, its result, the steps' states)."""
+    from advdb import runner
+
     url = f"sqlite:///{tmp_path_factory.mktemp('study') / 'store.db'}"
     first = Steps()
-    with open_store(url) as store:
+
+    class CountedWriter(runner.BackgroundWriter):
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            WRITERS.append(1)
+            super().__init__(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp, open_store(url) as store:
+        mp.setattr(runner, "BackgroundWriter", CountedWriter)
         result = reproduce.run_study(store, tiny, progress=first)
     return url, result, first.states
+
+
+WRITERS: list[int] = []  # writer processes the study started
 
 
 class Steps:
@@ -55,6 +67,7 @@ def test_study_runs_once_and_continues(study: tuple[str, reproduce.StudyResult, 
     with open_store(sqlite_url) as store:
         kinds = sorted(r.kind for r in list_runs(store))
     assert len(result.runs) == 17 and not result.skipped
+    assert len(WRITERS) == 1 + 4  # one for the study's eleven attacks, one per circles attack
     assert kinds.count("attack") == 8 + 3 + 4 and kinds.count("detector") == 5 and kinds.count("circles") == 1
     # a detector of one source was trained on that source's run
     with open_store(sqlite_url) as store:

@@ -15,10 +15,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from advdb.data.base import ImageDataset
+from advdb.errors import AdvdbError
 
 
-class _IndexBatches(Dataset[torch.Tensor]):
-    """Item ``i`` is the float32 tensor of the images of ``batches[i]``."""
+class _IndexBatches(Dataset[torch.Tensor | AdvdbError]):
+    """Item ``i`` is the float32 tensor of the images of ``batches[i]``, or the advdb error
+    loading them raised (returned, not raised: DataLoader would wrap it in the worker's
+    traceback, and the user must see one line naming the file)."""
 
     def __init__(self, ds: ImageDataset, batches: Sequence[np.ndarray]) -> None:
         self.ds, self.batches = ds, batches
@@ -26,8 +29,11 @@ class _IndexBatches(Dataset[torch.Tensor]):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.ds.load(self.batches[i])
+    def __getitem__(self, i: int) -> torch.Tensor | AdvdbError:
+        try:
+            return self.ds.load(self.batches[i])
+        except AdvdbError as exc:
+            return exc
 
 
 def _one_thread_per_worker(_: int) -> None:
@@ -63,4 +69,7 @@ def load_batches(
         prefetch_factor=prefetch,
         worker_init_fn=_one_thread_per_worker,
     )
-    yield from loader
+    for item in loader:
+        if isinstance(item, AdvdbError):
+            raise item
+        yield item
