@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
+import threading
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -12,6 +15,8 @@ from sqlalchemy import inspect
 
 from advdb.errors import SchemaError
 from advdb.store import open_store
+from advdb.store.engine import connect
+from advdb.store.location import resolve_store
 from advdb.store.migrate import alembic_config, current_revision, head_revision, include_object_for, upgrade
 from advdb.store.models import Base
 
@@ -72,6 +77,25 @@ def test_sqlite_store_uses_wal_and_foreign_keys(sqlite_url: str) -> None:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+
+
+def test_opening_waits_out_a_writer_on_a_store_not_yet_in_wal_mode(tmp_path: Path) -> None:
+    """Switching a new file to WAL while another process writes it is refused by SQLite at once,
+    without the busy handler (torchrun's ranks opening one new store); opening waits instead."""
+    path = tmp_path / "store.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        with connect(resolve_store(f"sqlite:///{path}")) as store, store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    finally:
+        release.join()
+        holder.close()
 
 
 def test_foreign_database_is_refused(sqlite_url: str) -> None:

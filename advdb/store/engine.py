@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,14 +18,38 @@ from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Set up a new SQLite connection, waiting out the locks SQLite's busy handler does not wait for.
+
+    Opening a WAL database can meet an exclusive lock that SQLite reports at once as "database
+    is locked" without calling the busy handler: the last connection of another process
+    checkpointing and removing the WAL as it closes, or the first one recovering it
+    (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY In WAL Mode"). Those locks last
+    milliseconds, so the set-up is retried until the busy timeout has passed.
+    """
     dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN IMMEDIATE instead
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            _apply_pragmas(dbapi_conn)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
+def _apply_pragmas(dbapi_conn: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA page_size=16384")  # takes effect only when the file is created
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA page_size=16384")  # takes effect only when the file is created
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cur.close()
 
 
 def _first_line(exc: BaseException) -> str:
