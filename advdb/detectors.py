@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from advdb import artifacts
-from advdb.data import ImageDataset, create_dataset
+from advdb.data import ImageDataset
 from advdb.devices import resolve_device
-from advdb.errors import ConfigError, DataError, NotFoundError, a, check_finite, check_seed
+from advdb.errors import ConfigError, DataError, check_finite, check_seed
+from advdb.evaluation import check_files, load_dataset, source_runs
 from advdb.execution import ExecutionFields, prepare
 from advdb.models.classifiers import (
     IMAGENET_MEAN,
@@ -42,12 +43,12 @@ from advdb.models.classifiers import (
 )
 from advdb.models.digits_cnn import digits_cnn
 from advdb.progress import EpochProgress
-from advdb.store.catalogue import get_dataset, image_indices
+from advdb.store.catalogue import image_indices
 from advdb.store.detector_results import detector_results, finished_epochs, log_epoch, results_write
 from advdb.store.engine import Store
+from advdb.store.evaluations import attacked_images
 from advdb.store.lifecycle import run_lifecycle
-from advdb.store.records import RunRecord
-from advdb.store.runs import create_run, get_run, resumable_run, set_status, stored_artifacts
+from advdb.store.runs import create_run, resumable_run, set_status
 from advdb.vocabulary import DETECTOR_SWEEP, OPTIMIZERS, check_choice
 
 SMALL_ARCH = "small-cnn"
@@ -142,62 +143,13 @@ class Items:
         )
 
 
-def _source_runs(store: Store, sources: list[int]) -> tuple[list[RunRecord], int]:
-    runs = []
-    for rid in sources:
-        try:
-            run = get_run(store, rid)
-        except NotFoundError:
-            raise NotFoundError(f"source run {rid} does not exist: see `advdb runs list --kind attack`") from None
-        if run.kind != "attack" or run.status != "finished":
-            raise ConfigError(
-                f"source run {rid} is {a(run.status + ' ' + run.kind)} run: detectors need finished attack runs"
-            )
-        runs.append(run)
-    datasets = {r.dataset_id for r in runs if r.dataset_id is not None}
-    if len(datasets) != 1:
-        raise ConfigError("the source runs attacked different datasets: choose runs on one dataset")
-    return runs, datasets.pop()
-
-
-def load_dataset(store: Store, dataset_id: int) -> ImageDataset:
-    """The genuine images' dataset, reloaded through the registry and checked by fingerprint."""
-    row = get_dataset(store, dataset_id)
-    if row is None:
-        raise NotFoundError(f"dataset {dataset_id} is not in the store")
-    if row.kind == "imagefolder":
-        ds = create_dataset("imagefolder", data_dir=row.root, image_size=int(row.image_shape[-1]))
-    elif row.kind in ("digits", "circles"):
-        ds = create_dataset(row.name)
-    else:
-        raise DataError(f"genuine images of a {row.kind} dataset cannot be reloaded for detector training")
-    if ds.fingerprint != row.fingerprint:
-        raise DataError(f"dataset {row.name} changed since it was attacked (fingerprint differs): restore it")
-    return ds
-
-
 def build_items(store: Store, spec: DetectorSpec) -> tuple[Items, ImageDataset]:
     """Genuine and adversarial examples of the sources, every file's sha256 checked."""
-    runs, dataset_id = _source_runs(store, spec.sources)
+    _, dataset_id = source_runs(store, spec.sources, what="detectors")
     ds = load_dataset(store, dataset_id)
     idx_of = image_indices(store, dataset_id)
-    arts = stored_artifacts(store, spec.sources)
-    root = store.location.artifacts_dir
-    counts = {r.run_id: 0 for r in runs}
-    for art in arts:
-        f = root / art.path
-        if not f.exists():
-            raise DataError(f"adversarial image {f} of run {art.run_id} is missing: restore it or re-run the attack")
-        if artifacts.sha256_of(f) != art.sha256:
-            raise DataError(
-                f"adversarial image {f} of run {art.run_id} has changed since it was stored (sha256 mismatch)"
-            )
-        counts[art.run_id] += 1
-    empty = [r for r, c in counts.items() if c == 0]
-    if empty:
-        raise DataError(
-            f"source run(s) {empty} stored no adversarial image files: re-run them without --no-save-images"
-        )
+    arts = attacked_images(store, spec.sources)
+    check_files(store, arts, spec.sources)
     adv_ids = np.array([art.image_id for art in arts], dtype=np.int64)
     attacked = np.unique(adv_ids)
     n_adv = len(arts)

@@ -91,17 +91,7 @@ def _register(store: Store, ds: ImageDataset, clf: LoadedClassifier, labels: np.
         paths=ds.paths(),
         synthetic=ds.synthetic,
     )
-    classifier_id = register_classifier(
-        store,
-        name=clf.name,
-        architecture=clf.architecture,
-        weights_source=clf.weights_source,
-        weights_sha256=clf.weights_sha256,
-        num_classes=clf.num_classes,
-        input_shape=list(clf.input_shape),
-        normalization=clf.normalization,
-        test_accuracy=clf.test_accuracy,
-    )
+    classifier_id = register_classifier(store, **clf.catalogue_fields())
     return dataset_id, image_ids, classifier_id
 
 

@@ -32,7 +32,7 @@ TARGET_RULES: tuple[str, ...] = ("random", "least-likely")
 #: Adversarial image files: 8-bit PNG (what a classifier would be shown) or float32 ``.npy`` (exact).
 IMAGE_FORMATS: tuple[str, ...] = ("png", "npy")
 
-RUN_KINDS: tuple[str, ...] = ("attack", "detector", "circles")
+RUN_KINDS: tuple[str, ...] = ("attack", "detector", "circles", "transfer", "defense")
 RUN_STATUSES: tuple[str, ...] = ("planned", "running", "finished", "failed", "interrupted")
 
 #: How a run computes (advdb.execution): strict float32, TF32 tensor cores, or bf16 autocast.
@@ -46,6 +46,9 @@ DEFAULT_MEMORY_FORMAT = "auto"
 #: Detector optimisers and the presets of ``advdb reproduce``.
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 
+#: The input transformations ``advdb defend`` applies (advdb.transforms), in the order reports show them.
+TRANSFORMS: tuple[str, ...] = ("gaussian-blur", "jpeg", "bit-depth", "median", "tv")
+
 #: The optimiser settings ``advdb retrain --sweep`` (and the presets, for torchvision detectors)
 #: train in turn; the tables report the best. Adam at 1e-3 is what trains a small detector from
 #: scratch; pretrained torchvision networks often need 1e-4; SGD at 0.01 is the classic recipe.
@@ -53,7 +56,7 @@ DETECTOR_SWEEP: tuple[tuple[str, float], ...] = (("adam", 1e-3), ("adam", 1e-4),
 PRESETS: tuple[str, ...] = ("digits", "imagenet")
 
 #: What ``advdb list`` can list.
-CATALOGUES: tuple[str, ...] = ("models", "datasets", "attacks", "losses")
+CATALOGUES: tuple[str, ...] = ("models", "datasets", "attacks", "losses", "transforms")
 
 #: What the trajectory records of each image at each iteration, besides its prediction: softmax
 #: ``p_*`` and logit ``z_*`` of the initial class, the target and the strongest other class; the

@@ -11,7 +11,7 @@ import typer
 
 from advdb import __version__
 
-from . import attack, catalogue, db, export, report, retrain, runs, sql, study, ui
+from . import attack, catalogue, db, defend, export, report, retrain, runs, sql, study, transfer, ui
 from .context import State
 from .errors import AdvdbGroup
 
@@ -54,6 +54,8 @@ for group in (
     attack.app,
     sql.app,
     retrain.app,
+    transfer.app,
+    defend.app,
     study.app,
     report.app,
     ui.app,

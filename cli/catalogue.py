@@ -1,4 +1,4 @@
-"""``advdb list``: the registered models, datasets, attacks and loss sources."""
+"""``advdb list``: the registered models, datasets, attacks, loss sources and defense transforms."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ app = typer.Typer()
 
 
 @command(app, "list")
-def list_catalogue(what: Catalogue = typer.Argument(..., help="models, datasets, attacks or losses.")) -> None:
-    """List the registered models, datasets, attacks or loss sources."""
+def list_catalogue(
+    what: Catalogue = typer.Argument(..., help="models, datasets, attacks, losses or transforms."),
+) -> None:
+    """List the registered models, datasets, attacks, loss sources or defense transforms."""
     if what.value == "models":
         from advdb.models import list_classifiers
 
@@ -26,6 +28,10 @@ def list_catalogue(what: Catalogue = typer.Argument(..., help="models, datasets,
         from advdb.attacks import list_attacks
 
         items = list_attacks()
+    elif what.value == "transforms":
+        from advdb.transforms import list_transforms
+
+        items = list_transforms()
     else:
         from advdb.attacks import list_sources
 

@@ -54,6 +54,19 @@ class LoadedClassifier:
     def normalization(self) -> dict[str, list[float]]:
         return {"mean": list(self.mean), "std": list(self.std)}
 
+    def catalogue_fields(self) -> dict[str, Any]:
+        """What the store's catalogue records about this classifier."""
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "weights_source": self.weights_source,
+            "weights_sha256": self.weights_sha256,
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "normalization": self.normalization,
+            "test_accuracy": self.test_accuracy,
+        }
+
     def to(self, device: torch.device) -> LoadedClassifier:
         self.module = self.module.to(device)
         return self

@@ -369,3 +369,46 @@ class CircleGrid(Base):
     grad_norm: Mapped[float] = mapped_column(Float)
     pred: Mapped[int] = mapped_column(SmallInteger)
     p_target: Mapped[float] = mapped_column(Float)
+
+
+# --- evaluations of stored adversarial images (beyond the paper) --------------------------------
+
+
+class TransferResult(Base):
+    """One stored adversarial image of a source attack run, shown to another classifier.
+
+    ``targeted``: the other model predicts the attack's target; ``untargeted``: it no longer
+    predicts the image's true class. ``p_target`` / ``p_label`` are its softmax of the two.
+    """
+
+    __tablename__ = "transfer_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    source_run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.image_id"), primary_key=True)
+    pred: Mapped[int] = mapped_column(Integer)
+    p_target: Mapped[float] = mapped_column(REAL)
+    p_label: Mapped[float] = mapped_column(REAL)
+    targeted: Mapped[bool] = mapped_column(Boolean)
+    untargeted: Mapped[bool] = mapped_column(Boolean)
+
+
+class DefenseResult(Base):
+    """One stored adversarial image and its genuine original, both transformed at one strength
+    and shown to the attacked classifier (strength 0: untransformed).
+
+    ``still_target``: the transformed adversarial image is still the target (the attack
+    survives); ``genuine_correct``: the transformed genuine image is still its true class
+    (what the defense costs).
+    """
+
+    __tablename__ = "defense_results"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True)
+    source_run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.image_id"), primary_key=True)
+    strength: Mapped[float] = mapped_column(Float, primary_key=True)
+    adv_pred: Mapped[int] = mapped_column(Integer)
+    genuine_pred: Mapped[int] = mapped_column(Integer)
+    still_target: Mapped[bool] = mapped_column(Boolean)
+    genuine_correct: Mapped[bool] = mapped_column(Boolean)

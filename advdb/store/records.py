@@ -85,16 +85,6 @@ class DatasetRecord:
 
 
 @dataclass(frozen=True)
-class ArtifactRecord:
-    """A stored adversarial image file (``path`` relative to the artifact root)."""
-
-    run_id: int
-    image_id: int
-    path: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class DetectorResultRecord:
     """A detector's held-out accuracy on one group of images, at its best epoch."""
 
@@ -103,3 +93,16 @@ class DetectorResultRecord:
     n_images: int
     accuracy: float
     epoch: int
+
+
+@dataclass(frozen=True)
+class AttackedImageRecord:
+    """A stored adversarial image with what its attack aimed at: its true class and its target."""
+
+    run_id: int
+    image_id: int
+    path: str
+    sha256: str
+    label: int
+    target: int
+    still_adversarial: bool

@@ -22,6 +22,7 @@ from advdb.store.models import (
     Batch,
     BatchClaim,
     CircleGrid,
+    DefenseResult,
     DetectorEpoch,
     DetectorResult,
     Image,
@@ -29,9 +30,10 @@ from advdb.store.models import (
     RunImage,
     Sample,
     Trajectory,
+    TransferResult,
     Worker,
 )
-from advdb.store.records import ArtifactRecord, RunRecord, to_record, utcnow
+from advdb.store.records import RunRecord, to_record, utcnow
 from advdb.store.workers import has_workers, live_workers, pid_alive
 from advdb.vocabulary import RUN_KINDS, RUN_STATUSES, check_choice
 
@@ -279,31 +281,23 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     if is_live(store, run) and not force:
         raise ConflictError(f"run {run_id} is still running ({_where(store, run)}); stop it first")
     with store.session() as s:
-        used = s.scalar(select(func.count()).select_from(DetectorResult).where(DetectorResult.source_run_id == run_id))
-        if used:
-            raise ConflictError(f"run {run_id} is a source of detector runs; delete those first")
+        for model, what in ((DetectorResult, "detector"), (TransferResult, "transfer"), (DefenseResult, "defense")):
+            if s.scalar(select(func.count()).select_from(model).where(model.source_run_id == run_id)):
+                raise ConflictError(f"run {run_id} is a source of {what} runs; delete those first")
     n = 0
     with store.session() as s:
         for first, last in row_ranges(s, run_id):
             n += _deleted(s.execute(delete(Trajectory).where(Trajectory.row_id.between(first, last))))
-        for model in (Sample, Artifact, Batch, BatchClaim, Worker, RunImage, DetectorEpoch, DetectorResult, CircleGrid):
+        for model in (
+            Sample, Artifact, Batch, BatchClaim, Worker, RunImage, DetectorEpoch, DetectorResult, CircleGrid,
+            TransferResult, DefenseResult,
+        ):  # fmt: skip
             n += _deleted(s.execute(delete(model).where(model.run_id == run_id)))
         s.execute(delete(Run).where(Run.run_id == run_id))
     run_dir = store.location.artifacts_dir / f"run-{run_id}"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     return n + 1
-
-
-def stored_artifacts(store: Store, run_ids: list[int]) -> list[ArtifactRecord]:
-    """The adversarial image files of ``run_ids``, by run and image."""
-    with store.session() as s:
-        rows = s.execute(
-            select(Artifact.run_id, Artifact.image_id, Artifact.path, Artifact.sha256)
-            .where(Artifact.run_id.in_(run_ids))
-            .order_by(Artifact.run_id, Artifact.image_id)
-        ).all()
-    return [ArtifactRecord(run_id=int(r), image_id=int(i), path=str(p), sha256=str(h)) for r, i, p, h in rows]
 
 
 def _deleted(result: Any) -> int:
