@@ -1,5 +1,5 @@
 """The whole study in one call: every attack, detector and experiment of the paper, then
-every report and the six findings. Work already in the store is skipped (finished) or
+every report and the findings. Work already in the store is skipped (finished) or
 resumed (interrupted or failed): running it again continues and never duplicates.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from advdb.attacks.defaults import dataset_defaults
 from advdb.circles import CirclesSpec, run_circles
+from advdb.defenses import DefenseSpec, resume_defense, run_defense
 from advdb.detectors import SMALL_ARCH, DetectorSpec, resume_detector, train_detector
 from advdb.errors import ConfigError, ConflictError
 from advdb.progress import StepProgress
@@ -21,6 +22,7 @@ from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.runs import is_live, list_runs
 from advdb.store.writer import BackgroundWriter
+from advdb.transfer import TransferSpec, resume_transfer, run_transfer
 from advdb.vocabulary import (
     DEFAULT_MEMORY_FORMAT,
     DEFAULT_PRECISION,
@@ -28,6 +30,7 @@ from advdb.vocabulary import (
     FULL_ATTACKS,
     MODES,
     SOURCES,
+    TRANSFORMS,
     check_choice,
 )
 
@@ -60,6 +63,9 @@ class Preset:
     circles_n: int = 200
     circles_iterations: int = 100
     workers: int = 0
+    # beyond the paper: the unified runs' images shown to other classifiers, and transformed
+    transfer_models: list[str] = field(default_factory=lambda: ["digits-cnn-seed1", "digits-mlp"])
+    defense_n: int | None = None  # images per source the defenses transform (None: all)
 
 
 STUDY_PRESETS = {
@@ -78,6 +84,8 @@ STUDY_PRESETS = {
         detector_image_size=224,
         circles=True,
         workers=8,
+        transfer_models=[],  # other ImageNet models need their weights: `advdb transfer --model M --weights F`
+        defense_n=1_000,
     ),
 }
 
@@ -201,11 +209,50 @@ def plan_study(
             sources = functools.partial(lambda k: [ids[k]], key)
             detector_step(f"detector {arch} {key.split()[0]}{tag}", arch, sources, setting)
         detector_step(f"detector {arch} all sources{tag}", arch, lambda: [ids[k] for k in eq_pert], setting)
+    execution = {"device": device, "precision": precision, "compile": compile, "memory_format": memory_format}
+    _evaluation_steps(store, p, steps, ids, execution)
     if p.circles:
         cspec = CirclesSpec(n=p.circles_n, iterations=p.circles_iterations, device=device, seed=seed)
         cfg = {k: v for k, v in cspec.__dict__.items()}
         steps.append(Step("circles", "circles", lambda: cfg, lambda: run_circles(store, cspec)))
     return steps, ids
+
+
+def _evaluation_steps(store: Store, p: Preset, steps: list[Step], ids: dict[str, int], common: dict[str, Any]) -> None:
+    """Transfer onto each of the preset's other models and every defense, over the unified runs;
+    ``common``: the device and execution options."""
+    unified = [f"{loss} {mode}" for mode in MODES for loss in SOURCES]
+
+    def transfer(model: str) -> TransferSpec:
+        return TransferSpec(sources=[ids[k] for k in unified], model=model, **common)
+
+    def defense(name: str) -> DefenseSpec:
+        spec = DefenseSpec(sources=[ids[k] for k in unified], transform=name, n=p.defense_n, **common)
+        spec.validate()  # fills in the transformation's default strengths, as the stored configuration has them
+        return spec
+
+    for model in p.transfer_models:
+        make = functools.partial(transfer, model)
+        steps.append(
+            Step(
+                f"transfer onto {model}",
+                "transfer",
+                lambda make=make: make().to_config(),
+                lambda make=make: run_transfer(store, make()),
+                lambda r: resume_transfer(store, r),
+            )
+        )
+    for name in TRANSFORMS:
+        make_d = functools.partial(defense, name)
+        steps.append(
+            Step(
+                f"defense {name}",
+                "defense",
+                lambda make_d=make_d: make_d().to_config(),
+                lambda make_d=make_d: run_defense(store, make_d()),
+                lambda r: resume_defense(store, r),
+            )
+        )
 
 
 def run_study(

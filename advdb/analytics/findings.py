@@ -1,4 +1,5 @@
-"""The paper's six findings (Sections IV and V), measured on the store and judged with statistics.
+"""The paper's six findings (Sections IV and V) and two it argues without measuring (Section V:
+CE's images transfer less and break more easily), measured on the store and judged with statistics.
 
 Every comparison carries a 95 % bootstrap interval (:mod:`advdb.analytics.statistics`):
 sources are compared image by image on the images both attacked, detectors by their
@@ -67,6 +68,8 @@ class _Measures:
     attacks: dict[str, dict[str, Any]]
     detectors: list[dict[str, Any]]
     chance: dict[int, float] = field(default_factory=dict)  # per detector run: its majority class's share
+    transfer: list[dict[str, Any]] = field(default_factory=list)  # per other model and image (findings_transfer)
+    defenses: list[dict[str, Any]] = field(default_factory=list)  # per transform and image (findings_defenses)
 
 
 def _compare(label: str, estimate: st.Estimate, verdict: str, digits: int = 1) -> tuple[str, str]:
@@ -74,7 +77,7 @@ def _compare(label: str, estimate: st.Estimate, verdict: str, digits: int = 1) -
 
 
 def measure_findings(session: QuerySession, selection: RunSelection | None = None) -> list[Finding]:
-    """The paper's six findings (Sections IV and V), each measured on the runs reports use."""
+    """The paper's findings (Sections IV and V), each measured on the runs reports use."""
     sel = selection or select_runs(session)
     params = {"runs": sel.ids() or [-1]}
     images = session.query(sql_text("findings_images"), params).to_pylist()
@@ -90,8 +93,19 @@ def measure_findings(session: QuerySession, selection: RunSelection | None = Non
         attacks={r["attack"]: r for r in session.query(sql_text("findings_attacks")).to_pylist()},
         detectors=session.query(sql_text("table2")).to_pylist(),
         chance={r["run_id"]: r["chance"] for r in session.query(sql_text("detector_chance")).to_pylist()},
+        transfer=session.query(sql_text("findings_transfer"), params).to_pylist(),
+        defenses=session.query(sql_text("findings_defenses"), params).to_pylist(),
     )
-    judges = (_fewest_iterations, _ce_stalls, _ce_gradient_decays, _m_logit_vs_logit, _cost_per_iteration, _detectors)
+    judges = (
+        _fewest_iterations,
+        _ce_stalls,
+        _ce_gradient_decays,
+        _m_logit_vs_logit,
+        _cost_per_iteration,
+        _detectors,
+        _ce_transfers_less,
+        _ce_is_fragile,
+    )
     return [judge(m) for judge in judges]
 
 
@@ -214,3 +228,50 @@ def _detectors(m: _Measures) -> Finding:
                 d = st.proportion_difference(*accs["ce-sign"], p, n)
                 compared.append(_compare(f"{arch} ce-sign − {other}", d, st.judge(d, above=0), 2))
     return _finding(6, claim, "; ".join(parts), compared)
+
+
+MODE_SHORT = {"equal-perturbation": "equal perturbation", "equal-multiplier": "equal multiplier"}
+
+
+def _by_image(rows: list[dict[str, Any]], group: str, value: str) -> dict[str, dict[str, np.ndarray]]:
+    """Rows as "group, mode" → source → ``value`` per image (aligned on the images of that group
+    and mode, NaN where a source has none)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for g, mode in dict.fromkeys((r[group], r["mode"]) for r in rows):
+        mine = [r for r in rows if r[group] == g and r["mode"] == mode]
+        where = {image_id: i for i, image_id in enumerate(sorted({r["image_id"] for r in mine}))}
+        cols: dict[str, np.ndarray] = {}
+        for r in mine:
+            cols.setdefault(r["loss"], np.full(len(where), np.nan))[where[r["image_id"]]] = r[value]
+        out[f"{g}, {MODE_SHORT.get(mode, mode)}"] = cols
+    return out
+
+
+def _ce_below_logit_sources(per_group: dict[str, dict[str, np.ndarray]], what: str) -> tuple[str, list]:
+    """What was measured per group (each source's mean) and the paired comparisons logit/m-logit − CE."""
+    parts, compared = [], []
+    for g, cols in per_group.items():
+        parts.append(f"{g}: " + ", ".join(f"{k} {np.nanmean(v):.0%}" for k, v in cols.items()))
+        for other in ("logit", "m-logit"):
+            if "ce" in cols and other in cols:
+                d = st.paired_difference(cols[other], cols["ce"])
+                compared.append(_compare(f"{g} {what} {other} − ce", d, st.judge(d, above=0), 3))
+    return "; ".join(parts), compared
+
+
+def _ce_transfers_less(m: _Measures) -> Finding:
+    """7. CE's adversarial images transfer less to other classifiers than the logit sources' (Section V)."""
+    claim = "Beyond the paper (Section V's argument): CE's images transfer less to other models than the logit sources'"
+    measured, compared = _ce_below_logit_sources(_by_image(m.transfer, "model", "targeted"), "targeted transfer")
+    if not compared:
+        return Finding(7, claim, "needs `advdb transfer` runs of the ce and logit runs", st.NO_DATA)
+    return _finding(7, claim, "targeted transfer onto " + measured, compared)
+
+
+def _ce_is_fragile(m: _Measures) -> Finding:
+    """8. CE's adversarial images break more easily under input transformations than the logit sources'."""
+    claim = "Beyond the paper (Section V's argument): CE's images break more easily under input transformations"
+    measured, compared = _ce_below_logit_sources(_by_image(m.defenses, "transform", "survival"), "survival")
+    if not compared:
+        return Finding(8, claim, "needs `advdb defend` runs of the ce and logit runs", st.NO_DATA)
+    return _finding(8, claim, "share of the swept strengths each image survives: " + measured, compared)

@@ -23,7 +23,7 @@ from advdb.analytics.sqlfiles import sql_text
 from advdb.analytics.tables import fmt, write_table
 from advdb.errors import ConfigError, NotFoundError
 from advdb.store.location import StoreLocation
-from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES
+from advdb.vocabulary import FULL_ATTACKS, MODES, SOURCES, TRANSFORMS
 
 COLORS = {"ce": "#1f77b4", "ce-sign": "#ff7f0e", "logit": "#2ca02c", "m-logit": "#d62728"}
 LABELS = {"ce": "CE", "ce-sign": "CE-sign", "logit": "Logit", "m-logit": "M-logit"}
@@ -532,6 +532,147 @@ def margins(ctx: Context) -> ReportOutput:
         "on target: share of images that are the target at T; margins.sql also gives the median and 10th percentile"
     ]
     return ReportOutput({"margins": data}, (cols, table), notes=notes)
+
+
+# --- Transfer and defenses (beyond the paper) -----------------------------------------------------
+
+
+def _source_runs(ctx: Context, what: str) -> list[int]:
+    ids = ctx.selection.ids()
+    if not ids:
+        ctx.selection.require("equal-perturbation", what)
+    return ids
+
+
+def _margin_of(ctx: Context, ids: list[int]) -> dict[int, float]:
+    """Each unified source run's mean margin at the last iteration (margins.sql)."""
+    return {r["run_id"]: r["margin_mean"] for r in ctx.query("margins", runs=ids).to_pylist()}
+
+
+def _rate(n: int, k: int) -> str:
+    e = statistics.proportion(k / n, n)
+    return f"{e.value:.0%} [{e.lo:.0%}, {e.hi:.0%}]"
+
+
+@report(
+    "transfer",
+    "Transfer: share of each source's adversarial images another classifier also classifies as the target "
+    "(targeted) or not as the true class (untargeted)",
+    "table",
+)
+def transfer(ctx: Context) -> ReportOutput:
+    ids = _source_runs(ctx, "transfer")
+    data = ctx.query("transfer", runs=ids)
+    if not data.num_rows:
+        raise MissingDataError(
+            "transfer needs transfer runs of the selected attack runs: run `advdb transfer --sources "
+            f"{','.join(map(str, ids))} --model digits-cnn-seed1` (or another classifier)"
+        )
+    rows = data.to_pylist()
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    cells = {(r["mode"], r["loss"], r["model"]): r for r in rows}
+    margin = _margin_of(ctx, ids)
+    cols = ["Mode", "Source", "margin at T"] + [f"{m}: {k}" for m in models for k in ("targeted", "untargeted")]
+    table = []
+    for mode in MODES:
+        for loss, run_id in ctx.selection.by_mode(mode).items():
+            line = [MODE_LABELS[mode], LABELS[loss], fmt(margin.get(run_id), 2)]
+            for model in models:
+                r = cells.get((mode, loss, model))
+                line += (
+                    ["–", "–"]
+                    if r is None
+                    else [_rate(r["images"], r["targeted_n"]), _rate(r["images"], r["untargeted_n"])]
+                )
+            table.append(line)
+    notes = [
+        "share of the images still adversarial on the attacked model (its stored files) that the other model "
+        "classifies as the target (targeted) or not as the true class (untargeted) [95% Wilson interval]; "
+        "margin at T: the source's mean z_t − max other logit at the last iteration (report margins)"
+    ]
+    return ReportOutput({"transfer": data}, (cols, table), notes=notes)
+
+
+def _defense_curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(transform, mode) → strengths, each source's survival and the genuine accuracy (weighted by images)."""
+    curves: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        c = curves.setdefault((r["transform"], r["mode"]), {"sources": {}, "genuine": {}})
+        c["sources"].setdefault(r["loss"], {})[r["strength"]] = (r["still_target"], r["images"])
+        ok, n = c["genuine"].get(r["strength"], (0.0, 0))
+        c["genuine"][r["strength"]] = (ok + r["genuine_correct"] * r["images"], n + r["images"])
+    return curves
+
+
+def _defense_table(curves: dict[tuple[str, str], dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    from advdb.transforms import create_transform
+
+    losses = [loss for loss in SOURCES if any(loss in c["sources"] for c in curves.values())]
+    cols = ["Mode", "Transform", "strength"] + [LABELS[loss] for loss in losses] + ["genuine accuracy"]
+    table = []
+    for (name, mode), c in sorted(curves.items(), key=lambda kv: (MODES.index(kv[0][1]), kv[0][0])):
+        t = create_transform(name)
+        for strength in sorted(c["genuine"]):
+            cells = [c["sources"].get(loss, {}).get(strength) for loss in losses]
+            ok, n = c["genuine"][strength]
+            table.append(
+                [MODE_LABELS[mode], name, f"{strength:g} ({t.parameter(strength)})"]
+                + ["–" if v is None else f"{v[0]:.0%}" for v in cells]
+                + [f"{ok / n:.1%}"]
+            )
+    return cols, table
+
+
+@report(
+    "defenses",
+    "Defenses: share of each source's adversarial images still the target after an input transformation, "
+    "against its strength, with the genuine images' accuracy",
+    "figure",
+)
+def defenses(ctx: Context) -> ReportOutput:
+    ids = _source_runs(ctx, "defenses")
+    data = ctx.query("defenses", runs=ids)
+    if not data.num_rows:
+        raise MissingDataError(
+            "defenses needs defense runs of the selected attack runs: run `advdb defend --sources "
+            f"{','.join(map(str, ids))} --transform jpeg` (and gaussian-blur, bit-depth, median, tv)"
+        )
+    curves = _defense_curves(data.to_pylist())
+    margin = {ctx.selection.runs.get((loss, mode)): (loss, mode) for loss, mode in ctx.selection.runs}
+    margins = {margin[r]: m for r, m in _margin_of(ctx, ids).items() if r in margin}
+    notes = [
+        "share of the images still adversarial on the attacked model (its stored files) that are still the target "
+        "after the transformation; genuine accuracy: their originals, transformed the same way; strength 0: none"
+    ]
+    return ReportOutput({"defenses": data}, _defense_table(curves), _defense_figure(curves, margins), notes)
+
+
+def _defense_figure(curves: dict[tuple[str, str], dict[str, Any]], margins: dict[tuple[str, str], float]) -> Any:
+    from advdb.transforms import create_transform
+
+    names = [t for t in TRANSFORMS if any(name == t for name, _ in curves)]
+    modes = [m for m in MODES if any(mode == m for _, mode in curves)]
+    plt = _plt()
+    fig, axes = plt.subplots(len(modes), len(names), figsize=(3 * len(names), 2.8 * len(modes)), squeeze=False)
+    for i, mode in enumerate(modes):
+        for j, name in enumerate(names):
+            ax, c = axes[i][j], curves.get((name, mode))
+            ax.set(title=f"{name} · {MODE_LABELS[mode]}", xlabel="strength", ylim=(-0.03, 1.03))
+            if c is None:
+                continue
+            for loss, points in c["sources"].items():
+                xs = sorted(points)
+                m = margins.get((loss, mode))
+                label = LABELS[loss] + (f" (margin {m:.1f})" if m is not None else "")
+                ax.plot(xs, [points[x][0] for x in xs], marker=".", color=COLORS[loss], label=label)
+            xs = sorted(c["genuine"])
+            ax.plot(xs, [c["genuine"][x][0] / c["genuine"][x][1] for x in xs], "k--", label="genuine accuracy")
+            ax.set_xticks(xs, [create_transform(name).parameter(x) for x in xs], rotation=45, fontsize=6)
+            if j == 0:
+                ax.set_ylabel("share of images")
+                ax.legend(loc="lower left", fontsize=6)  # per row: the margins are the mode's
+    fig.tight_layout()
+    return fig
 
 
 # --- API -------------------------------------------------------------------------------------------

@@ -1,0 +1,29 @@
+-- Transfer of each source's adversarial images to other classifiers (`advdb transfer`):
+-- among the images still adversarial on the model that made them (the stored file, as
+-- saved), the share another model classifies as the attack's target (targeted transfer)
+-- and as anything but the image's true class (untargeted transfer), with each source's
+-- margin at the last iteration beside it (margins.sql). Per source run and other model,
+-- the newest finished transfer run that evaluated it.
+-- Parameters: $runs (list of source attack run ids).
+WITH latest AS (
+    SELECT t.source_run_id, r.classifier_id, max(t.run_id) AS run_id
+    FROM transfer_results t JOIN runs r ON r.run_id = t.run_id
+    WHERE r.status = 'finished' AND list_contains($runs, t.source_run_id)
+    GROUP BY t.source_run_id, r.classifier_id
+)
+SELECT s.loss, s.mode, t.source_run_id, c.name AS model, l.run_id AS transfer_run_id,
+       count(*) AS images,
+       sum(t.targeted::INT)::BIGINT AS targeted_n,
+       avg(t.targeted::INT) AS targeted,
+       sum(t.untargeted::INT)::BIGINT AS untargeted_n,
+       avg(t.untargeted::INT) AS untargeted,
+       avg(t.p_target) AS p_target_mean
+FROM latest l
+JOIN transfer_results t ON t.run_id = l.run_id AND t.source_run_id = l.source_run_id
+JOIN artifacts a ON a.run_id = t.source_run_id AND a.image_id = t.image_id
+JOIN runs s ON s.run_id = t.source_run_id
+JOIN classifiers c ON c.classifier_id = l.classifier_id
+WHERE a.still_adversarial::BOOLEAN
+  AND l.classifier_id <> s.classifier_id  -- the attacked model itself is the attack's own success, not transfer
+GROUP BY s.loss, s.mode, t.source_run_id, c.name, l.run_id
+ORDER BY s.mode, c.name, s.loss;
