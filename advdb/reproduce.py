@@ -232,27 +232,25 @@ def _evaluation_steps(store: Store, p: Preset, steps: list[Step], ids: dict[str,
         return spec
 
     for model in p.transfer_models:
-        make = functools.partial(transfer, model)
+        make_t: Callable[[], TransferSpec] = functools.partial(transfer, model)
         steps.append(
-            Step(
-                f"transfer onto {model}",
-                "transfer",
-                lambda make=make: make().to_config(),
-                lambda make=make: run_transfer(store, make()),
-                lambda r: resume_transfer(store, r),
-            )
+            _evaluation_step(store, f"transfer onto {model}", "transfer", make_t, run_transfer, resume_transfer)
         )
     for name in TRANSFORMS:
-        make_d = functools.partial(defense, name)
-        steps.append(
-            Step(
-                f"defense {name}",
-                "defense",
-                lambda make_d=make_d: make_d().to_config(),
-                lambda make_d=make_d: run_defense(store, make_d()),
-                lambda r: resume_defense(store, r),
-            )
-        )
+        make_d: Callable[[], DefenseSpec] = functools.partial(defense, name)
+        steps.append(_evaluation_step(store, f"defense {name}", "defense", make_d, run_defense, resume_defense))
+
+
+def _evaluation_step(
+    store: Store,
+    label: str,
+    kind: str,
+    make: Callable[[], Any],
+    run: Callable[[Store, Any], int],
+    resume: Callable[[Store, int], int],
+) -> Step:
+    """A transfer or defense step; ``make`` builds its spec once the source runs exist."""
+    return Step(label, kind, lambda: make().to_config(), lambda: run(store, make()), lambda r: resume(store, r))
 
 
 def run_study(

@@ -60,7 +60,7 @@ def _run_row(run: Any, classifiers: dict[int, str], workers: dict[int, tuple[int
 
 @command(app, "list")
 def runs_list(
-    kind: str | None = typer.Option(None, "--kind", help="attack, detector or circles."),
+    kind: str | None = typer.Option(None, "--kind", help="attack, detector, circles, transfer or defense."),
     status: str | None = typer.Option(None, "--status", help="planned, running, finished, failed or interrupted."),
     limit: int | None = typer.Option(None, "--limit", help="Show at most this many (newest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),

@@ -66,9 +66,10 @@ def test_study_runs_once_and_continues(study: tuple[str, reproduce.StudyResult, 
     sqlite_url, result, _ = study
     with open_store(sqlite_url) as store:
         kinds = sorted(r.kind for r in list_runs(store))
-    assert len(result.runs) == 17 and not result.skipped
+    assert len(result.runs) == 17 + 2 + 5 and not result.skipped
     assert len(WRITERS) == 1 + 4  # one for the study's eleven attacks, one per circles attack
     assert kinds.count("attack") == 8 + 3 + 4 and kinds.count("detector") == 5 and kinds.count("circles") == 1
+    assert kinds.count("transfer") == 2 and kinds.count("defense") == 5  # onto the two other digits models
     # a detector of one source was trained on that source's run
     with open_store(sqlite_url) as store:
         det = [r for r in list_runs(store, kind="detector") if r.config["setting"] == "single-source"]
@@ -95,7 +96,7 @@ def test_findings_summary(study: tuple[str, reproduce.StudyResult, list]) -> Non
     sqlite_url = study[0]
     with QuerySession(checked_location(sqlite_url)) as q:
         findings = measure_findings(q)
-    assert [f.number for f in findings] == [1, 2, 3, 4, 5, 6]
+    assert [f.number for f in findings] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert all(f.verdict in ("agrees", "differs", "inconclusive") for f in findings)  # every finding has its data
     assert all(f.comparisons and all("[" in c for c in f.comparisons[:1]) for f in findings)  # with intervals
     assert "ce" in findings[0].measured and "CW spends" in findings[4].measured

@@ -12,7 +12,10 @@ from advdb.store.engine import Store
 from advdb.store.models import Artifact, DefenseResult, Sample, TransferResult
 from advdb.store.records import AttackedImageRecord
 
-RESULT_TABLES = {"transfer": TransferResult, "defense": DefenseResult}
+RESULT_TABLES: dict[str, type[TransferResult] | type[DefenseResult]] = {
+    "transfer": TransferResult,
+    "defense": DefenseResult,
+}
 
 
 def attacked_images(store: Store, run_ids: list[int]) -> list[AttackedImageRecord]:

@@ -238,7 +238,8 @@ def row_ranges(session: Session, run_id: int) -> list[tuple[int, int]]:
 
 @dataclass
 class RunCounts:
-    """What a run has committed; ``attack_seconds`` sums its batches' time inside the attack loop."""
+    """What a run has committed; ``attack_seconds`` sums its batches' time inside the attack loop;
+    ``evaluated_rows`` are a transfer or defense run's rows (an image, or an image at a strength)."""
 
     batches: int
     samples: int
@@ -246,6 +247,7 @@ class RunCounts:
     artifacts: int
     succeeded: int
     attack_seconds: float
+    evaluated_rows: int = 0
 
 
 def run_counts(store: Store, run_id: int) -> RunCounts:
@@ -269,6 +271,7 @@ def run_counts(store: Store, run_id: int) -> RunCounts:
             artifacts=count(Artifact),
             succeeded=int(succeeded or 0),
             attack_seconds=float(seconds or 0.0),
+            evaluated_rows=count(TransferResult) + count(DefenseResult),
         )
 
 
@@ -281,8 +284,8 @@ def delete_run(store: Store, run_id: int, *, force: bool = False) -> int:
     if is_live(store, run) and not force:
         raise ConflictError(f"run {run_id} is still running ({_where(store, run)}); stop it first")
     with store.session() as s:
-        for model, what in ((DetectorResult, "detector"), (TransferResult, "transfer"), (DefenseResult, "defense")):
-            if s.scalar(select(func.count()).select_from(model).where(model.source_run_id == run_id)):
+        for source_of, what in ((DetectorResult, "detector"), (TransferResult, "transfer"), (DefenseResult, "defense")):
+            if s.scalar(select(func.count()).select_from(source_of).where(source_of.source_run_id == run_id)):
                 raise ConflictError(f"run {run_id} is a source of {what} runs; delete those first")
     n = 0
     with store.session() as s:

@@ -4,7 +4,7 @@
 -- and transformation (findings: "CE is more fragile").
 -- Parameters: $runs (list of source attack run ids).
 WITH latest AS (
-    SELECT d.source_run_id, r.config ->> 'transform' AS transform, max(d.run_id) AS run_id
+    SELECT d.source_run_id, json_extract_string(r.config, '$.transform') AS transform, max(d.run_id) AS run_id
     FROM defense_results d JOIN runs r ON r.run_id = d.run_id
     WHERE r.status = 'finished' AND list_contains($runs, d.source_run_id)
     GROUP BY d.source_run_id, transform
