@@ -24,6 +24,8 @@ COMMANDS: list[list[str]] = [
     ["runs", "show"],
     ["runs", "delete"],
     ["retrain"],
+    ["transfer"],
+    ["defend"],
     ["circles"],
     ["reproduce"],
     ["db", "upgrade"],

@@ -54,3 +54,11 @@ def test_export_refuses_bad_input(tmp_path: Path, cli) -> None:  # noqa: ANN001
     assert code != 0 and "is a file" in stderr
     code, _, stderr = cli("--db", url, "export", "--out", str(tmp_path / "no" / "such"))
     assert code != 0 and "does not exist" in stderr
+
+
+def test_every_table_of_runs_exports_by_run() -> None:
+    from advdb.analytics.export import RUN_COLUMN
+    from advdb.store.models import Base
+
+    with_runs = {t.name for t in Base.metadata.sorted_tables if "run_id" in t.columns}
+    assert with_runs == set(RUN_COLUMN)

@@ -28,6 +28,8 @@ RUN_COLUMN = {
     "detector_epochs": "run_id",
     "detector_results": "run_id",
     "circle_grid": "run_id",
+    "transfer_results": "run_id",
+    "defense_results": "run_id",
 }
 SKIP = frozenset({"alembic_version", "store_settings"})
 
