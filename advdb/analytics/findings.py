@@ -251,7 +251,7 @@ def _ce_below_logit_sources(per_group: dict[str, dict[str, np.ndarray]], what: s
     """What was measured per group (each source's mean) and the paired comparisons logit/m-logit − CE."""
     parts, compared = [], []
     for g, cols in per_group.items():
-        parts.append(f"{g}: " + ", ".join(f"{k} {np.nanmean(v):.0%}" for k, v in cols.items()))
+        parts.append(f"{g}: " + ", ".join(f"{k} {st.mean(v).format(percent=True)}" for k, v in cols.items()))
         for other in ("logit", "m-logit"):
             if "ce" in cols and other in cols:
                 d = st.paired_difference(cols[other], cols["ce"])
