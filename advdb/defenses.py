@@ -11,7 +11,7 @@ sources' (Section V); ``advdb report defenses`` and the findings measure it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,6 +21,7 @@ from advdb.evaluation import (
     EvaluationFields,
     Rows,
     attacked_classifier,
+    create_evaluation_run,
     evaluate,
     genuine_batch,
     load_dataset,
@@ -34,7 +35,7 @@ from advdb.progress import AttackProgress
 from advdb.store.catalogue import image_indices
 from advdb.store.engine import Store
 from advdb.store.records import AttackedImageRecord
-from advdb.store.runs import create_run, resumable_run, set_status
+from advdb.store.runs import resumable_run, set_status
 from advdb.transforms import Transform, create_transform
 
 
@@ -140,26 +141,22 @@ def run_defense(store: Store, spec: DefenseSpec, *, progress: AttackProgress | N
     The sources, every file's sha256 and the attacked classifier's weights are checked before the run exists.
     """
     loaded = _load(store, spec)
-    device = resolve_device(spec.device)
-    run = create_run(
+    run_id = create_evaluation_run(
         store,
-        kind="defense",
-        config={**spec.to_config(), "resolved": {"execution": spec.execution.resolved(device)}},
+        "defense",
+        spec,
         name=f"defense {spec.transform}",
+        n_images=len(loaded.images),
         classifier_id=loaded.classifier_id,
         dataset_id=loaded.dataset_id,
-        n_images=len(loaded.images),
-        batch_size=spec.batch_size,
-        device=str(device),
     )
-    return _evaluate(store, run.run_id, spec, loaded, 0.0, progress)
+    return _evaluate(store, run_id, spec, loaded, 0.0, progress)
 
 
 def resume_defense(store: Store, run_id: int, *, progress: AttackProgress | None = None) -> int:
     """Continue an interrupted defense run with the images it has not stored yet."""
     run = resumable_run(store, run_id, "defense")
-    names = {f.name for f in fields(DefenseSpec)}
-    spec = DefenseSpec(**{k: v for k, v in run.config.items() if k in names})
+    spec = DefenseSpec.from_config(run.config)
     loaded = _load(store, spec)
     set_status(store, run_id, "running")
     return _evaluate(store, run_id, spec, loaded, run.wall_seconds or 0.0, progress)

@@ -11,8 +11,8 @@ so a stored image shown to the classifier that made it gives the prediction reco
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,9 +29,10 @@ from advdb.store.engine import Store
 from advdb.store.evaluations import add_results, attacked_images, evaluated_images
 from advdb.store.lifecycle import run_lifecycle
 from advdb.store.records import AttackedImageRecord, RunRecord
-from advdb.store.runs import get_run
+from advdb.store.runs import create_run, get_run
 
 Rows = list[dict[str, Any]]
+E = TypeVar("E", bound="EvaluationFields")
 
 
 @dataclass(kw_only=True)
@@ -57,6 +58,25 @@ class EvaluationFields(ExecutionFields):
 
     def to_config(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_config(cls: type[E], config: dict[str, Any]) -> E:
+        """The spec a run stored (what it resolved, such as its execution, left out)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in config.items() if k in names})
+
+
+def create_evaluation_run(
+    store: Store, kind: str, spec: EvaluationFields, *, name: str, n_images: int, **columns: Any
+) -> int:
+    """Store a new transfer or defense run with its full configuration; returns its id."""
+    device = resolve_device(spec.device)
+    config = {**spec.to_config(), "resolved": {"execution": spec.execution.resolved(device)}}
+    run = create_run(
+        store, kind=kind, config=config, name=name, n_images=n_images, batch_size=spec.batch_size, device=str(device),
+        **columns,
+    )  # fmt: skip
+    return run.run_id
 
 
 def source_runs(store: Store, sources: list[int], *, what: str) -> tuple[list[RunRecord], int]:

@@ -9,13 +9,13 @@ being pushed once confidently the target (S3), to transfer less than the logit s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError
-from advdb.evaluation import EvaluationFields, Rows, evaluate, logits_of, source_images
+from advdb.evaluation import EvaluationFields, Rows, create_evaluation_run, evaluate, logits_of, source_images
 from advdb.execution import prepare
 from advdb.models.classifiers import LoadedClassifier, create_classifier
 from advdb.progress import AttackProgress
@@ -23,7 +23,7 @@ from advdb.spec import BUILT_IN_ARCHITECTURES
 from advdb.store.catalogue import get_dataset, register_classifier
 from advdb.store.engine import Store
 from advdb.store.records import AttackedImageRecord
-from advdb.store.runs import create_run, resumable_run, set_status
+from advdb.store.runs import resumable_run, set_status
 
 
 @dataclass(kw_only=True)
@@ -107,27 +107,23 @@ def run_transfer(store: Store, spec: TransferSpec, *, progress: AttackProgress |
     """
     spec.validate()
     images, clf, dataset_id = _load(store, spec)
-    device = resolve_device(spec.device)
-    run = create_run(
+    run_id = create_evaluation_run(
         store,
-        kind="transfer",
-        config={**spec.to_config(), "resolved": {"execution": spec.execution.resolved(device)}},
+        "transfer",
+        spec,
         name=f"transfer onto {spec.model}",
+        n_images=len(images),
         classifier_id=register_classifier(store, **clf.catalogue_fields()),
         dataset_id=dataset_id,
         seed=spec.seed,
-        n_images=len(images),
-        batch_size=spec.batch_size,
-        device=str(device),
     )
-    return _evaluate(store, run.run_id, spec, (images, clf), 0.0, progress)
+    return _evaluate(store, run_id, spec, (images, clf), 0.0, progress)
 
 
 def resume_transfer(store: Store, run_id: int, *, progress: AttackProgress | None = None) -> int:
     """Continue an interrupted transfer run with the images it has not stored yet."""
     run = resumable_run(store, run_id, "transfer")
-    names = {f.name for f in fields(TransferSpec)}
-    spec = TransferSpec(**{k: v for k, v in run.config.items() if k in names})
+    spec = TransferSpec.from_config(run.config)
     spec.validate()
     images, clf, _ = _load(store, spec)
     set_status(store, run_id, "running")

@@ -19,7 +19,9 @@ app = typer.Typer()
 
 @command(app, "report")
 def report(
-    name: str = typer.Argument(..., help="table1, table2, table3, fig1 … fig6, subspaces, margins, transfer, defenses, or all."),
+    name: str = typer.Argument(
+        ..., help="table1, table2, table3, fig1 … fig6, subspaces, margins, transfer, defenses, or all."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for the files [default: reports/ beside the store]."
     ),
