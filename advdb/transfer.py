@@ -40,19 +40,22 @@ class TransferSpec(EvaluationFields):
 
 def _rows_of(model: torch.nn.Module, device: torch.device, batch_size: int):  # noqa: ANN202
     def rows(chunk: list[AttackedImageRecord], x: torch.Tensor) -> Rows:
-        p = torch.softmax(logits_of(model, x, device, batch_size), dim=1)
-        pred = p.argmax(1).tolist()
+        logits = logits_of(model, x, device, batch_size)
+        p, k = torch.softmax(logits, dim=1), torch.arange(len(chunk))
+        pred = logits.argmax(1).tolist()  # as the attack decided its stored prediction: from the logits
+        p_target = p[k, torch.tensor([img.target for img in chunk])].tolist()
+        p_label = p[k, torch.tensor([img.label for img in chunk])].tolist()
         return [
             {
                 "source_run_id": img.run_id,
                 "image_id": img.image_id,
-                "pred": pred[k],
-                "p_target": float(p[k, img.target]),
-                "p_label": float(p[k, img.label]),
-                "targeted": pred[k] == img.target,
-                "untargeted": pred[k] != img.label,
+                "pred": pred[i],
+                "p_target": p_target[i],
+                "p_label": p_label[i],
+                "targeted": pred[i] == img.target,
+                "untargeted": pred[i] != img.label,
             }
-            for k, img in enumerate(chunk)
+            for i, img in enumerate(chunk)
         ]
 
     return rows
