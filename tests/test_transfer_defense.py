@@ -232,6 +232,7 @@ def test_reports_and_findings_from_a_small_store(tmp_path: Path) -> None:
         cols, rows = out.display  # type: ignore[misc]
         assert cols[:3] == ["Mode", "Source", "margin at T"] and len(rows) == 2 and "[" in rows[0][3]
         files = write_report(out, "transfer", tmp_path / "reports")
+        assert {f.suffix for f in files} == {".md", ".csv", ".tex", ".png", ".pdf"}
         defenses = build(q, "defenses")
         data = defenses.data["defenses"].to_pylist()
         assert {r["transform"] for r in data} == {"jpeg", "gaussian-blur"}

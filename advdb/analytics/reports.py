@@ -554,11 +554,42 @@ def _rate(n: int, k: int) -> str:
     return f"{e.value:.0%} [{e.lo:.0%}, {e.hi:.0%}]"
 
 
+def _transfer_figure(rows: list[dict[str, Any]], models: list[str], sel: RunSelection) -> Any:
+    """Per mode, each source's targeted transfer onto each other model (bars, Wilson intervals)
+    and its untargeted transfer (dots)."""
+    modes = [m for m in MODES if sel.by_mode(m)]
+    cells = {(r["mode"], r["loss"], r["model"]): r for r in rows}
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.5 * len(modes), 3.2), squeeze=False)
+    width = 0.8 / max(len(models), 1)
+    for ax, mode in zip(axes[0], modes, strict=True):
+        losses = list(sel.by_mode(mode))
+        for j, model in enumerate(models):
+            xs, ys, lo, hi, un = [], [], [], [], []
+            for i, loss in enumerate(losses):
+                r = cells.get((mode, loss, model))
+                if r is None:
+                    continue
+                e = statistics.proportion(r["targeted_n"] / r["images"], r["images"])
+                xs.append(i + (j - (len(models) - 1) / 2) * width)
+                ys.append(e.value)
+                lo.append(e.value - e.lo)
+                hi.append(e.hi - e.value)
+                un.append(r["untargeted"])
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=f"{model}: targeted")
+            ax.plot(xs, un, "k.", label="untargeted" if j == 0 else None)
+        ax.set_xticks(range(len(losses)), [LABELS[loss] for loss in losses])
+        ax.set(title=f"transfer · {MODE_LABELS[mode]}", ylabel="share of adversarial images", ylim=(0, 1.05))
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(models) + 1, fontsize=7)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
 @report(
     "transfer",
     "Transfer: share of each source's adversarial images another classifier also classifies as the target "
     "(targeted) or not as the true class (untargeted)",
-    "table",
+    "figure",
 )
 def transfer(ctx: Context) -> ReportOutput:
     ids = _source_runs(ctx, "transfer")
@@ -590,7 +621,8 @@ def transfer(ctx: Context) -> ReportOutput:
         "classifies as the target (targeted) or not as the true class (untargeted) [95% Wilson interval]; "
         "margin at T: the source's mean z_t − max other logit at the last iteration (report margins)"
     ]
-    return ReportOutput({"transfer": data}, (cols, table), notes=notes)
+    figure = _transfer_figure(rows, models, ctx.selection)
+    return ReportOutput({"transfer": data}, (cols, table), figure, notes=notes)
 
 
 def _defense_curves(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
