@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import typer
 
 from advdb.errors import ConfigError
@@ -50,9 +52,9 @@ def defend(
     from advdb.defenses import DefenseSpec, resume_defense, run_defense
     from advdb.store.evaluations import defense_summary
 
-    with context.store() as store:
+    with context.store() as store, closing(RichProgress()) as progress:
         if resume is not None:
-            run_id = resume_defense(store, resume, progress=RichProgress())
+            run_id = resume_defense(store, resume, progress=progress)
         else:
             ids = parse_run_ids(sources, "--sources")
             if not ids:
@@ -68,7 +70,7 @@ def defend(
                 compile=compile,
                 memory_format=memory_format.value,
             )
-            run_id = run_defense(store, spec, progress=RichProgress())
+            run_id = run_defense(store, spec, progress=progress)
         rows = defense_summary(store, run_id)
     if as_json:
         render.print_json({"run_id": run_id, "results": rows})

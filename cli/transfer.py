@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import typer
 
 from advdb.errors import ConfigError
@@ -43,9 +45,9 @@ def transfer(
     from advdb.store.evaluations import transfer_summary
     from advdb.transfer import TransferSpec, resume_transfer, run_transfer
 
-    with context.store() as store:
+    with context.store() as store, closing(RichProgress()) as progress:
         if resume is not None:
-            run_id = resume_transfer(store, resume, progress=RichProgress())
+            run_id = resume_transfer(store, resume, progress=progress)
         else:
             ids = parse_run_ids(sources, "--sources")
             if not ids:
@@ -62,7 +64,7 @@ def transfer(
                 compile=compile,
                 memory_format=memory_format.value,
             )
-            run_id = run_transfer(store, spec, progress=RichProgress())
+            run_id = run_transfer(store, spec, progress=progress)
         rows = transfer_summary(store, run_id)
     if as_json:
         render.print_json({"run_id": run_id, "sources": rows})
