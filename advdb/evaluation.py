@@ -46,7 +46,7 @@ class EvaluationFields(ExecutionFields):
 
     def check_common(self) -> None:
         if not self.sources:
-            raise ConfigError("--sources needs at least one attack run id")
+            raise ConfigError("--sources needs attack run ids, such as --sources 3 or --sources 3,4,5,6")
         if len(set(self.sources)) != len(self.sources):
             raise ConfigError("--sources lists a run twice")
         if self.batch_size < 1:

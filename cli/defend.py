@@ -6,7 +6,6 @@ from contextlib import closing
 
 import typer
 
-from advdb.errors import ConfigError
 from advdb.vocabulary import parse_run_ids
 
 from . import context, render
@@ -56,9 +55,7 @@ def defend(
         if resume is not None:
             run_id = resume_defense(store, resume, progress=progress)
         else:
-            ids = parse_run_ids(sources, "--sources")
-            if not ids:
-                raise ConfigError("--sources needs attack run ids, such as --sources 3 or --sources 3,4,5,6")
+            ids = parse_run_ids(sources, "--sources") or []  # none: the spec says what --sources needs
             spec = DefenseSpec(
                 sources=ids,
                 transform=transform,

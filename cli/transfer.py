@@ -6,7 +6,6 @@ from contextlib import closing
 
 import typer
 
-from advdb.errors import ConfigError
 from advdb.vocabulary import parse_run_ids
 
 from . import context, render
@@ -49,9 +48,7 @@ def transfer(
         if resume is not None:
             run_id = resume_transfer(store, resume, progress=progress)
         else:
-            ids = parse_run_ids(sources, "--sources")
-            if not ids:
-                raise ConfigError("--sources needs attack run ids, such as --sources 3 or --sources 3,4,5,6")
+            ids = parse_run_ids(sources, "--sources") or []  # none: the spec says what --sources needs
             spec = TransferSpec(
                 sources=ids,
                 model=model,
