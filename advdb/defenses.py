@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from advdb.attacks.stats import prediction
 from advdb.devices import resolve_device
 from advdb.evaluation import (
     EvaluationFields,
@@ -63,8 +64,11 @@ class _Rows:
         self.device = resolve_device(spec.device)
         self.genuine_pred: dict[tuple[int, float], int] = {}
 
-    def _predict(self, x: torch.Tensor, strength: float) -> list[int]:
-        return logits_of(self.model, self.transform(x, strength), self.device, self.spec.batch_size).argmax(1).tolist()
+    def _predict(self, x: torch.Tensor, strength: float, targets: torch.Tensor | None = None) -> list[int]:
+        """Predictions of the transformed ``x``; with ``targets``, a tie with the target is no target
+        (the attacks' rule, :func:`advdb.attacks.stats.prediction`)."""
+        z = logits_of(self.model, self.transform(x, strength), self.device, self.spec.batch_size)
+        return (z.argmax(1) if targets is None else prediction(z, targets)).tolist()
 
     def _genuine(self, chunk: list[AttackedImageRecord], strength: float) -> list[int]:
         todo = list(dict.fromkeys(i.image_id for i in chunk if (i.image_id, strength) not in self.genuine_pred))
@@ -76,8 +80,9 @@ class _Rows:
 
     def __call__(self, chunk: list[AttackedImageRecord], x: torch.Tensor) -> Rows:
         rows: Rows = []
+        targets = torch.tensor([img.target for img in chunk])
         for strength in self.spec.strengths:
-            adv, gen = self._predict(x, strength), self._genuine(chunk, strength)
+            adv, gen = self._predict(x, strength, targets), self._genuine(chunk, strength)
             rows += [
                 {
                     "source_run_id": img.run_id,

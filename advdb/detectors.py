@@ -259,6 +259,9 @@ def build_detector(spec: DetectorSpec, image_shape: tuple[int, ...]) -> nn.Modul
     if spec.arch == SMALL_ARCH:
         c = int(image_shape[0])
         net = digits_cnn(num_classes=2, channels=c)
+        if image_shape[-1] > 8:  # larger images (28×28 MNIST): pooled to the 2×2 its classifier head takes
+            layers = list(net.children())
+            net = nn.Sequential(*layers[:8], nn.AdaptiveMaxPool2d(2), *layers[8:])
         _replace_last_linear(net, 2)
         size = spec.image_size or (8 if image_shape[-1] < 8 else None)
         return _Detector(net, size=size, channels=c, mean=(0.5,) * c, std=(0.25,) * c)
@@ -284,10 +287,10 @@ def _evaluate(model: nn.Module, loader: Any, device: torch.device) -> tuple[np.n
     model.eval()
     preds, labels, sources = [], [], []
     for x, y, src in loader:
-        preds.append(model(x.to(device, non_blocking=True)).argmax(1).cpu())
+        preds.append(model(x.to(device, non_blocking=True)).argmax(1))  # on the device: one copy at the end
         labels.append(y)
         sources.append(src)
-    return torch.cat(preds).numpy(), torch.cat(labels).numpy(), torch.cat(sources).numpy()
+    return torch.cat(preds).cpu().numpy(), torch.cat(labels).numpy(), torch.cat(sources).numpy()
 
 
 def group_accuracies(
@@ -312,7 +315,7 @@ class _Training:
         self.device = device
         test_mask = split(items, test_fraction=spec.test_fraction, seed=spec.seed)
         self.generator = torch.Generator().manual_seed(spec.seed)
-        pin = device.type == "cuda"
+        pin, persistent = device.type == "cuda", spec.workers > 0  # workers forked once, not every epoch
         self.train_loader = torch.utils.data.DataLoader(
             _ItemDataset(items.subset(~test_mask), ds, root),
             batch_size=spec.batch_size,
@@ -320,6 +323,7 @@ class _Training:
             generator=self.generator,
             num_workers=spec.workers,
             pin_memory=pin,
+            persistent_workers=persistent,
             drop_last=False,
         )
         self.test_loader = torch.utils.data.DataLoader(
@@ -327,6 +331,7 @@ class _Training:
             batch_size=spec.batch_size * 2,
             num_workers=spec.workers,
             pin_memory=pin,
+            persistent_workers=persistent,
         )
         self.net = build_detector(spec, ds.image_shape).to(device)  # what checkpoints hold
         self.model = prepare(self.net, device, spec.execution, in_place=True)  # the optimiser holds its parameters
@@ -356,9 +361,14 @@ class _Training:
         self.generator.set_state(state["generator"])
 
     def epoch(self) -> tuple[float, float, float]:
-        """Train one epoch; returns its learning rate, mean training loss and training accuracy."""
+        """Train one epoch; returns its learning rate, mean training loss and training accuracy.
+
+        The loss and the correct count add up on the device and are read once, at the end.
+        """
         self.model.train()
-        total, correct, loss_sum = 0, 0, 0.0
+        total = 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
         lr = float(self.opt.param_groups[0]["lr"])
         for x, y, _ in self.train_loader:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -367,11 +377,11 @@ class _Training:
             loss = nn.functional.cross_entropy(logits, y)
             loss.backward()
             self.opt.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
             total += len(y)
         self.sched.step()
-        return lr, loss_sum / max(total, 1), correct / max(total, 1)
+        return lr, float(loss_sum) / max(total, 1), int(correct) / max(total, 1)
 
     def test(self) -> dict[str, tuple[int | None, int, float]]:
         return group_accuracies(*_evaluate(self.model, self.test_loader, self.device))

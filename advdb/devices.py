@@ -2,32 +2,52 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
 import torch
 
 from advdb.errors import ConfigError
+from advdb.launch import local_rank
+
+
+def cuda_index(requested: int | None, device_count: int, environ: Mapping[str, str] | None = None) -> int:
+    """The CUDA device a process uses: ``requested`` (``cuda:N``) as asked; otherwise, under
+    torchrun, its ``LOCAL_RANK`` (modulo the visible GPUs, so more ranks than GPUs share them
+    evenly, and one visible GPU per rank is GPU 0 for each); otherwise GPU 0.
+
+    No GPU, or a requested index past the visible ones, is a ConfigError.
+    """
+    if device_count < 1:
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible: use --device auto or cpu")
+    if requested is not None:
+        if requested >= device_count:
+            raise ConfigError(f"--device cuda:{requested} asked for, but only {device_count} CUDA GPU(s) are visible")
+        return requested
+    rank = local_rank(environ)
+    return rank % device_count if rank is not None else 0
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when present (``cuda:LOCAL_RANK`` under torchrun), else CPU.
+    """``auto`` → CUDA when present, else CPU; ``cuda`` (or ``auto`` on a GPU) → ``cuda:LOCAL_RANK``
+    under torchrun, else ``cuda:0``; ``cuda:N`` as asked (:func:`cuda_index`).
 
-    An unavailable or unknown device is a ConfigError.
+    The CUDA device chosen becomes the process's current one (``torch.cuda.set_device``), so
+    that nothing, CUDA's own context included, lands on another rank's GPU. An unavailable or
+    unknown device is a ConfigError.
     """
     if device == "auto":
-        if not torch.cuda.is_available():
-            return torch.device("cpu")
-        local_rank = os.environ.get("LOCAL_RANK")
-        index = int(local_rank) % torch.cuda.device_count() if local_rank and local_rank.isdigit() else 0
-        return torch.device("cuda", index)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(device)
     except RuntimeError:
         raise ConfigError(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for but no CUDA GPU is visible: use --device auto or cpu")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {device!r}: use auto, cpu or cuda[:N]")
+    if dev.type == "cpu":
+        return dev
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    dev = torch.device("cuda", cuda_index(dev.index, count))
+    torch.cuda.set_device(dev)
     return dev
 
 

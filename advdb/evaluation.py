@@ -67,11 +67,19 @@ class EvaluationFields(ExecutionFields):
 
 
 def create_evaluation_run(
-    store: Store, kind: str, spec: EvaluationFields, *, name: str, n_images: int, **columns: Any
+    store: Store,
+    kind: str,
+    spec: EvaluationFields,
+    *,
+    name: str,
+    n_images: int,
+    resolved: dict[str, Any] | None = None,
+    **columns: Any,
 ) -> int:
-    """Store a new transfer or defense run with its full configuration; returns its id."""
+    """Store a new transfer or defense run with its full configuration (``resolved``: what it
+    settled beyond its options, such as a resize on the way in); returns its id."""
     device = resolve_device(spec.device)
-    config = {**spec.to_config(), "resolved": {"execution": spec.execution.resolved(device)}}
+    config = {**spec.to_config(), "resolved": {"execution": spec.execution.resolved(device), **(resolved or {})}}
     run = create_run(
         store, kind=kind, config=config, name=name, n_images=n_images, batch_size=spec.batch_size, device=str(device),
         **columns,
@@ -105,7 +113,9 @@ def load_dataset(store: Store, dataset_id: int) -> ImageDataset:
         raise NotFoundError(f"dataset {dataset_id} is not in the store")
     if row.kind == "imagefolder":
         ds = create_dataset("imagefolder", data_dir=row.root, image_size=int(row.image_shape[-1]))
-    elif row.kind in ("digits", "circles"):
+    elif row.kind == "imagenet-sample":
+        ds = create_dataset(row.kind, image_size=int(row.image_shape[-1]))
+    elif row.kind in ("digits", "circles", "mnist"):
         ds = create_dataset(row.name)
     else:
         raise DataError(f"genuine images of a {row.kind} dataset cannot be reloaded")
@@ -152,6 +162,11 @@ def attacked_classifier(store: Store, runs: list[RunRecord]) -> LoadedClassifier
     record = get_classifier(store, ids.pop())  # type: ignore[arg-type]
     assert record is not None
     cfg = runs[0].config
+    if str(cfg.get("model", "")).startswith("external:"):
+        raise ConfigError(
+            f"the source runs attacked your own model {record.name!r}, which advdb cannot rebuild: record it with "
+            "advdb.classifier(…) to defend it, or transfer its images onto another model"
+        )
     clf = create_classifier(cfg["model"], weights=cfg.get("weights"), seed=cfg.get("seed", 0))
     if clf.weights_sha256 != record.weights_sha256:
         raise DataError(

@@ -5,7 +5,7 @@ Under ``torchrun --nproc-per-node K`` (or several nodes), every rank runs the sa
 ``torch.distributed``: the run is keyed by torchrun's launch id (``TORCHELASTIC_RUN_ID``,
 the same for every rank and kept across torchrun's restarts); rank 0 creates it and the
 other ranks join it as workers (:mod:`advdb.worker`). Each rank uses ``cuda:LOCAL_RANK``
-when there are GPUs (:func:`advdb.devices.resolve_device`).
+when there are GPUs, with ``--device auto`` or ``cuda`` (:func:`advdb.devices.resolve_device`).
 """
 
 from __future__ import annotations
@@ -41,3 +41,9 @@ def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch:
         return Launch()
     run_id = env.get("TORCHELASTIC_RUN_ID") or env.get("MASTER_ADDR", "") + ":" + env.get("MASTER_PORT", "")
     return Launch(rank=rank, world_size=world, key=f"torchrun:{run_id}")
+
+
+def local_rank(environ: Mapping[str, str] | None = None) -> int | None:
+    """torchrun's ``LOCAL_RANK`` (this process's rank on its machine), or None when it is not set."""
+    value = (os.environ if environ is None else environ).get("LOCAL_RANK", "")
+    return int(value) if value.isdigit() else None

@@ -1,10 +1,11 @@
 """Which images a run attacks and towards which targets: the plan, computed once per run.
 
 The plan takes ``n`` images the classifier gets right, in a seeded order, each with a
-seeded target (random among the other classes, or the least likely class). Plans are
-cached in the process per (classifier weights, dataset, device type, n, seed, target rule,
-classes), so the runs of one study (``advdb reproduce``: eight sources × modes on the same
-images) plan once.
+seeded target (random among the other classes, or the least likely class); ``n = "all"``
+(:data:`ALL`) takes every one of them, however many that is. Plans are cached in
+the process per (classifier weights, dataset, device type, n, seed, target rule, classes),
+so the runs of one study (``advdb reproduce``: eight sources × modes on the same images)
+plan once; a plan for ``"all"`` is cached under ``"all"``, never under its count.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Literal, TypeAlias
 
 import numpy as np
 import torch
@@ -21,6 +23,11 @@ from advdb.data.loader import load_batches
 from advdb.errors import ConfigError, DataError
 from advdb.execution import ExecutionOptions, set_precision
 from advdb.models import LoadedClassifier
+
+#: ``n`` of a plan (and a run) that takes every image its classifier gets right (``--n all``).
+ALL: Literal["all"] = "all"
+#: How many images a plan asks for: a number, or :data:`ALL`.
+ImageCount: TypeAlias = int | Literal["all"]
 
 
 @torch.inference_mode()
@@ -47,11 +54,24 @@ def predict(
 
 @dataclass
 class Plan:
-    """The work list: dataset indices, labels and targets, in attack order."""
+    """The work list: dataset indices, labels and targets, in attack order.
+
+    ``candidates``: how many images planning could choose from (the data set, or its images of
+    the chosen classes); ``None`` for a plan read back from the store.
+    """
 
     indices: np.ndarray
     labels: np.ndarray
     targets: np.ndarray
+    candidates: int | None = None
+
+    def describe(self, *, asked: ImageCount, dataset: str, classifier: str) -> str:
+        """One line saying what planning found, for the person who started the run."""
+        n = len(self.indices)
+        if asked == ALL:
+            of = f" of the {self.candidates:,} images" if self.candidates is not None else " images"
+            return f"planned {n:,} images (--n all): {classifier} classifies {n:,}{of} in {dataset} correctly"
+        return f"planned {n:,} images in {dataset} that {classifier} classifies correctly"
 
 
 _CACHE: OrderedDict[tuple[object, ...], tuple[Plan, np.ndarray]] = OrderedDict()
@@ -62,14 +82,15 @@ def plan_targets(
     clf: LoadedClassifier,
     ds: ImageDataset,
     *,
-    n: int,
+    n: ImageCount,
     seed: int,
     targets: str,
     device: torch.device,
     batch_size: int,
     only_labels: list[int] | None = None,
 ) -> tuple[Plan, np.ndarray]:
-    """Pick ``n`` correctly classified images in a seeded order and a seeded target for each.
+    """Pick ``n`` correctly classified images (every one for :data:`ALL`) in a seeded order and a
+    seeded target for each.
 
     ``only_labels`` restricts the images to those classes. Returns the plan and the
     dataset's labels (the classifier's predictions for synthetic data); a plan made before
@@ -93,7 +114,7 @@ def _plan(
     clf: LoadedClassifier,
     ds: ImageDataset,
     *,
-    n: int,
+    n: ImageCount,
     seed: int,
     targets: str,
     device: torch.device,
@@ -118,20 +139,16 @@ def _plan(
         chosen.append(idx[ok])
         chosen_least.append(least[ok])
         found += int(ok.sum())
-        if found >= n:
+        if n != ALL and found >= n:
             break
-    if found < n:
-        which = f" with labels {only_labels}" if only_labels is not None else ""
-        raise DataError(
-            f"only {found} of {len(order)} images{which} in {ds.name} are classified correctly by {clf.name}: use "
-            f"--n {found} or fewer"
-        )
-    idx = np.concatenate(chosen)[:n]
+    _check_found(found, n, candidates=len(order), where=ds.name, clf=clf.name, only_labels=only_labels)
+    count = found if n == ALL else n
+    idx = np.concatenate(chosen)[:count]
     y = labels[idx] if labels is not None else all_preds[idx]
     if targets == "least-likely":
-        t = np.concatenate(chosen_least)[:n]
+        t = np.concatenate(chosen_least)[:count]
     else:
-        r = np.random.default_rng([seed, 1]).integers(0, clf.num_classes - 1, size=n)
+        r = np.random.default_rng([seed, 1]).integers(0, clf.num_classes - 1, size=count)
         t = r + (r >= y)
     if labels is None:
         labels = np.where(all_preds >= 0, all_preds, 0)
@@ -139,4 +156,20 @@ def _plan(
         missing = np.flatnonzero(all_preds < 0)
         if len(missing):
             labels[missing], _ = predict(clf, ds, missing, device, batch_size)
-    return Plan(indices=idx.astype(np.int64), labels=y.astype(np.int64), targets=t.astype(np.int64)), labels
+    as_int = {"indices": idx.astype(np.int64), "labels": y.astype(np.int64), "targets": t.astype(np.int64)}
+    return Plan(**as_int, candidates=len(order)), labels
+
+
+def _check_found(
+    found: int, n: ImageCount, *, candidates: int, where: str, clf: str, only_labels: list[int] | None
+) -> None:
+    """A :class:`DataError` when fewer than ``n`` images (for :data:`ALL`: none) are classified correctly."""
+    if found >= (1 if n == ALL else n):
+        return
+    which = f" with labels {only_labels}" if only_labels is not None else ""
+    if n == ALL:
+        raise DataError(f"none of the {candidates} images{which} in {where} is classified correctly by {clf}")
+    raise DataError(
+        f"only {found} of {candidates} images{which} in {where} are classified correctly by {clf}: use "
+        f"--n {found} or fewer"
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,7 +77,13 @@ def _writing(store: Store, spec: AttackSpec, writer: BackgroundWriter | None) ->
         own.stop()
 
 
-def _register(store: Store, ds: ImageDataset, clf: LoadedClassifier, labels: np.ndarray) -> tuple[int, np.ndarray, int]:
+def register_inputs(
+    store: Store, ds: ImageDataset, labels: np.ndarray, classifier: dict[str, Any], *, num_classes: int | None = None
+) -> tuple[int, np.ndarray, int]:
+    """A run's dataset (``labels``: its images' classes) and classifier (its catalogue fields,
+    :meth:`LoadedClassifier.catalogue_fields`) in the store's catalogue, as every attack run registers
+    them: the dataset's id, its images' ids and the classifier's id. ``num_classes`` stands for the
+    dataset's classes where it does not say (default: the classifier's)."""
     dataset_id, image_ids = register_dataset(
         store,
         name=ds.name,
@@ -85,13 +91,13 @@ def _register(store: Store, ds: ImageDataset, clf: LoadedClassifier, labels: np.
         fingerprint=ds.fingerprint,
         labels=labels,
         image_shape=ds.image_shape,
-        n_classes=ds.n_classes or clf.num_classes,
+        n_classes=ds.n_classes or (num_classes if num_classes is not None else classifier["num_classes"]),
         split=ds.split,
         root=ds.root,
         paths=ds.paths(),
         synthetic=ds.synthetic,
     )
-    classifier_id = register_classifier(store, **clf.catalogue_fields())
+    classifier_id = register_classifier(store, **classifier)
     return dataset_id, image_ids, classifier_id
 
 
@@ -123,6 +129,7 @@ def run_attack(
     plan_only: bool = False,
     options: WorkerOptions | None = None,
     writer: BackgroundWriter | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> int:
     """Run a new attack; returns its run id. Every option is validated before any work.
 
@@ -131,6 +138,8 @@ def run_attack(
     (torchrun ranks other than 0) this process waits for another to create it.
     ``plan_only`` stores the run and its plan and returns, for workers to ``--join`` later.
     ``writer`` is the caller's (:func:`start_writer`) when it serves several runs.
+    ``notice`` gets one line saying how many images planning found (:meth:`Plan.describe`)
+    before any is attacked; the count is the run's ``n_images`` and ``config["resolved"]["n"]``.
     """
     attack = spec.validate()
     options = _with_start(options)
@@ -155,8 +164,10 @@ def run_attack(
             batch_size=spec.batch_size,
             only_labels=spec.labels,
         )
-        dataset_id, image_ids, classifier_id = _register(store, ds, clf, labels)
-        fields = _run_fields(spec, attack, ds, clf, device, dataset_id=dataset_id, classifier_id=classifier_id)
+        if notice is not None:
+            notice(plan.describe(asked=spec.n, dataset=ds.name, classifier=clf.name))
+        dataset_id, image_ids, classifier_id = register_inputs(store, ds, labels, clf.catalogue_fields())
+        fields = _run_fields(spec, attack, ds, clf, device, plan, dataset_id=dataset_id, classifier_id=classifier_id)
         run = (
             create_run(store, **fields) if join_key is None else create_keyed_run(store, launch_key=join_key, **fields)
         )
@@ -187,14 +198,16 @@ def _run_fields(
     ds: ImageDataset,
     clf: LoadedClassifier,
     device: torch.device,
+    plan: Plan,
     *,
     dataset_id: int,
     classifier_id: int,
 ) -> dict[str, Any]:
-    """The run row of a new attack: its full configuration (with what it resolved to) and the
-    columns reports filter on."""
+    """The run row of a new attack: its full configuration (with what it resolved to, the number
+    of images included: ``n`` may be ``"all"``) and the columns reports filter on."""
     config = spec.to_config()
     config["resolved"] = {
+        "n": len(plan.indices),
         "attack": attack.to_dict(),
         "device": str(device),
         "dataset": ds.name,
@@ -213,11 +226,11 @@ def _run_fields(
         dataset_id=dataset_id,
         seed=spec.seed,
         iterations=attack.budget(),
-        n_images=spec.n,
+        n_images=len(plan.indices),
         batch_size=spec.batch_size,
         device=device_description(device),
         synthetic=ds.synthetic,
-        versions=torch_versions(device),
+        versions={**torch_versions(device), **clf.versions},  # the packages a real model comes from too
     )
 
 
@@ -318,6 +331,10 @@ def join_attack(
     run = resumable_run(store, run_id, "attack") if resume else get_run(store, run_id)
     if run.kind != "attack":
         raise ConflictError(f"run {run_id} is {a(run.kind)} run, not an attack run")
+    if run.attack == "external":
+        raise ConflictError(
+            f"run {run_id} recorded another library's attack (advdb.record): advdb cannot run it again; record it anew"
+        )
     if run.status == "finished":
         return run_id
     options = _with_start(options)

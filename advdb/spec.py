@@ -15,10 +15,11 @@ from advdb.devices import resolve_device
 from advdb.errors import ConfigError, check_seed
 from advdb.execution import ExecutionFields
 from advdb.models import LoadedClassifier, create_classifier, default_dataset
+from advdb.planning import ALL, ImageCount
 from advdb.vocabulary import DEFAULT_SOURCE, TARGET_RULES, check_choice
 
 #: Built-in architectures made for one input shape (torchvision networks take any image size).
-BUILT_IN_ARCHITECTURES = ("digits-cnn", "digits-mlp", "circles-mlp")
+BUILT_IN_ARCHITECTURES = ("digits-cnn", "digits-mlp", "circles-mlp", "mnist-lenet5")
 
 
 @dataclass(kw_only=True)
@@ -27,6 +28,8 @@ class AttackSpec(ExecutionFields):
 
     ``params`` are the attack's hyperparameters as the user gave them; ``labels``
     restricts the attacked images to those classes (the circles experiment uses it).
+    ``n`` is a number of correctly classified images, or :data:`ALL` for every one of them:
+    the configuration keeps what was asked, the run's ``resolved["n"]`` and ``n_images`` the count.
     """
 
     attack: str = "unified"
@@ -37,7 +40,7 @@ class AttackSpec(ExecutionFields):
     data_dir: str | None = None
     image_size: int = 224
     image_shape: tuple[int, int, int] | None = None
-    n: int = 500
+    n: ImageCount = 500
     batch_size: int = 128
     device: str = "auto"
     seed: int = 0
@@ -54,8 +57,9 @@ class AttackSpec(ExecutionFields):
 
     def validate(self) -> Attack:
         """Check every option before any work; returns the configured attack."""
-        if self.n < 1:
-            raise ConfigError(f"--n must be at least 1, got {self.n}")
+        check_count(self.n)
+        if self.n == ALL and self.dataset_name == "synthetic":
+            raise ConfigError("--n all needs a data set of fixed size; synthetic images are made on demand: give --n N")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
         check_seed(self.seed)
@@ -79,6 +83,15 @@ class AttackSpec(ExecutionFields):
         if c.get("image_shape"):
             c["image_shape"] = tuple(c["image_shape"])
         return cls(**c)
+
+
+def check_count(n: object) -> ImageCount:
+    """``n`` if it is a positive number of images or :data:`ALL`; a :class:`ConfigError` otherwise."""
+    if n == ALL:
+        return ALL
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"--n must be a number of images (at least 1) or 'all', got {n!r}")
+    return n
 
 
 def load_data_and_model(spec: AttackSpec, device: torch.device) -> tuple[ImageDataset, LoadedClassifier]:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
+from advdb.attacks.stats import prediction
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError
 from advdb.evaluation import EvaluationFields, Rows, create_evaluation_run, evaluate, logits_of, source_images
 from advdb.execution import prepare
 from advdb.models.classifiers import LoadedClassifier, create_classifier
+from advdb.models.resize import ResizedInput
 from advdb.progress import AttackProgress
 from advdb.spec import BUILT_IN_ARCHITECTURES
 from advdb.store.catalogue import get_dataset, register_classifier
@@ -42,8 +44,9 @@ def _rows_of(model: torch.nn.Module, device: torch.device, batch_size: int):  # 
     def rows(chunk: list[AttackedImageRecord], x: torch.Tensor) -> Rows:
         logits = logits_of(model, x, device, batch_size)
         p, k = torch.softmax(logits, dim=1), torch.arange(len(chunk))
-        pred = logits.argmax(1).tolist()  # as the attack decided its stored prediction: from the logits
-        p_target = p[k, torch.tensor([img.target for img in chunk])].tolist()
+        targets = torch.tensor([img.target for img in chunk])
+        pred = prediction(logits, targets).tolist()  # as the attack decided its stored prediction (a tie: no target)
+        p_target = p[k, targets].tolist()
         p_label = p[k, torch.tensor([img.label for img in chunk])].tolist()
         return [
             {
@@ -65,14 +68,16 @@ def _evaluate(
     store: Store,
     run_id: int,
     spec: TransferSpec,
-    loaded: tuple[list[AttackedImageRecord], LoadedClassifier],
+    loaded: tuple[list[AttackedImageRecord], LoadedClassifier, list[int] | None],
     prior: float,
     progress: AttackProgress | None,
 ) -> int:
-    images, clf = loaded
+    images, clf, resize = loaded
     device = resolve_device(spec.device)
     clf.to(device).module.eval()
     model = prepare(clf.module, device, spec.execution)
+    if resize:
+        model = ResizedInput(model, (resize[1], resize[1]))
     return evaluate(
         store,
         run_id,
@@ -87,8 +92,11 @@ def _evaluate(
     )
 
 
-def _load(store: Store, spec: TransferSpec) -> tuple[list[AttackedImageRecord], LoadedClassifier, int]:
-    """The sources' images (every file checked) and the model, checked to take them."""
+def _load(
+    store: Store, spec: TransferSpec
+) -> tuple[list[AttackedImageRecord], LoadedClassifier, int, list[int] | None]:
+    """The sources' images (every file checked) and the model, checked to take them; and, for a
+    model trained at another size, the resize on the way in ([from, to] pixels, else None)."""
     images, dataset_id = source_images(store, spec, what="transfer runs")
     clf = create_classifier(spec.model, weights=spec.weights, seed=spec.seed)
     ds = get_dataset(store, dataset_id)
@@ -100,7 +108,9 @@ def _load(store: Store, spec: TransferSpec) -> tuple[list[AttackedImageRecord], 
             f"model {clf.name} ({clf.input_shape[0]} channels, {clf.num_classes} classes) cannot classify dataset "
             f"{ds.name} ({ds.image_shape[0]} channels, {ds.n_classes} classes)"
         )
-    return images, clf, dataset_id
+    size, native = int(ds.image_shape[-1]), clf.input_shape[-1]
+    resize = [size, native] if clf.resize_input and size != native else None
+    return images, clf, dataset_id, resize
 
 
 def run_transfer(store: Store, spec: TransferSpec, *, progress: AttackProgress | None = None) -> int:
@@ -109,18 +119,20 @@ def run_transfer(store: Store, spec: TransferSpec, *, progress: AttackProgress |
     Everything is checked (the sources, every file's sha256, the model) before the run exists.
     """
     spec.validate()
-    images, clf, dataset_id = _load(store, spec)
+    images, clf, dataset_id, resize = _load(store, spec)
     run_id = create_evaluation_run(
         store,
         "transfer",
         spec,
         name=f"transfer onto {spec.model}",
         n_images=len(images),
+        resolved={"resize": resize} if resize else {},
+        versions=clf.versions,
         classifier_id=register_classifier(store, **clf.catalogue_fields()),
         dataset_id=dataset_id,
         seed=spec.seed,
     )
-    return _evaluate(store, run_id, spec, (images, clf), 0.0, progress)
+    return _evaluate(store, run_id, spec, (images, clf, resize), 0.0, progress)
 
 
 def resume_transfer(store: Store, run_id: int, *, progress: AttackProgress | None = None) -> int:
@@ -128,6 +140,6 @@ def resume_transfer(store: Store, run_id: int, *, progress: AttackProgress | Non
     run = resumable_run(store, run_id, "transfer")
     spec = TransferSpec.from_config(run.config)
     spec.validate()
-    images, clf, _ = _load(store, spec)
+    images, clf, _, resize = _load(store, spec)
     set_status(store, run_id, "running")
-    return _evaluate(store, run_id, spec, (images, clf), run.wall_seconds or 0.0, progress)
+    return _evaluate(store, run_id, spec, (images, clf, resize), run.wall_seconds or 0.0, progress)

@@ -53,7 +53,7 @@ TRANSFORMS: tuple[str, ...] = ("gaussian-blur", "jpeg", "bit-depth", "median", "
 #: train in turn; the tables report the best. Adam at 1e-3 is what trains a small detector from
 #: scratch; pretrained torchvision networks often need 1e-4; SGD at 0.01 is the classic recipe.
 DETECTOR_SWEEP: tuple[tuple[str, float], ...] = (("adam", 1e-3), ("adam", 1e-4), ("sgd", 1e-2))
-PRESETS: tuple[str, ...] = ("digits", "imagenet")
+PRESETS: tuple[str, ...] = ("digits", "imagenet", "imagenet-sample", "mnist")
 
 #: What ``advdb list`` can list.
 CATALOGUES: tuple[str, ...] = ("models", "datasets", "attacks", "losses", "transforms")

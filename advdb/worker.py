@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from advdb.attacks import Attack
+from advdb.attacks.stats import prediction
 from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset
 from advdb.errors import InterruptedRun
-from advdb.execution import prepare
+from advdb.execution import prepare, warm_up
 from advdb.models import LoadedClassifier
 from advdb.planning import Plan
 from advdb.progress import AttackProgress
@@ -66,14 +67,15 @@ def final_summary(
     """The ``final_*`` sample columns, measured on the image the attack returns.
 
     For the unified iteration that is the last iterate; CW and L-BFGS return their
-    smallest-L2 successful image, which need not be the last one evaluated.
+    smallest-L2 successful image, which need not be the last one evaluated. The prediction
+    follows the trajectory's rule (:func:`advdb.attacks.stats.prediction`: a tie is no success).
     """
-    z = model(x_adv)
+    z = model(x_adv).float()
     d = (x_adv - x0).flatten(1)
     cols = (
         torch.stack(
             (
-                z.argmax(1).float(),
+                prediction(z, t).float(),
                 z.softmax(1).gather(1, t[:, None]).squeeze(1),
                 z.gather(1, t[:, None]).squeeze(1),
                 d.abs().sum(1),
@@ -187,6 +189,7 @@ class Execution:
         x0 = x0_cpu.to(dev, non_blocking=True)
         y = torch.as_tensor(y_np, device=dev)
         t = torch.as_tensor(t_np, device=dev)
+        warm_up(self.model, x0)  # once per batch shape, untimed: compiling and autotuning are no iteration's cost
         torch.manual_seed(batch_seed(self.spec.seed, b))
         outcome = self.attack.run(self.model, x0, y, t, num_classes=self.clf.num_classes)
         stats = outcome.stats.numpy()
@@ -195,7 +198,7 @@ class Execution:
         summary.update(final_summary(self.model, x0, outcome.x_adv, t))
         summary["image_id"] = ids.astype(np.int32)
         summary["batch_index"] = np.full(len(ids), b, dtype=np.int32)
-        payload = self._artifacts(outcome.x_adv, ids, t_np) if self.spec.save_images else None
+        payload = self._artifacts(outcome.x_adv, ids, t) if self.spec.save_images else None
         record = BatchRecord(
             run_id=self.run_id,
             batch_index=b,
@@ -209,17 +212,21 @@ class Execution:
         writer.submit(record, payload)
 
     @torch.no_grad()
-    def _artifacts(self, x_adv: torch.Tensor, ids: np.ndarray, t_np: np.ndarray) -> ArtifactPayload:
+    def _artifacts(self, x_adv: torch.Tensor, ids: np.ndarray, t: torch.Tensor) -> ArtifactPayload:
         if self.spec.image_format == "png":
             q = _quantize(x_adv)
-            saved_pred = self.model(q.float() / 255.0).argmax(1)
+            saved_pred = prediction(self.model(q.float() / 255.0).float(), t)
             pixels = q.cpu().numpy()
         else:
-            saved_pred = self.model(x_adv).argmax(1)
+            saved_pred = prediction(self.model(x_adv).float(), t)
             pixels = x_adv.float().cpu().numpy()
         sp = saved_pred.cpu().numpy()
         return ArtifactPayload(
-            image_id=ids, pixels=pixels, format=self.spec.image_format, saved_pred=sp, still_adversarial=sp == t_np
+            image_id=ids,
+            pixels=pixels,
+            format=self.spec.image_format,
+            saved_pred=sp,
+            still_adversarial=sp == t.cpu().numpy(),
         )
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from advdb.errors import ConfigError
-from advdb.vocabulary import DEFAULT_SOURCE, UNIFIED_ONLY
+from advdb.vocabulary import DEFAULT_SOURCE
 
 from . import context, render
 from .errors import command
@@ -22,7 +22,7 @@ from .options import (
     Targets,
     compile_option,
     memory_format_option,
-    parse_number,
+    parse_count,
     parse_shape,
     precision_option,
 )
@@ -44,7 +44,13 @@ def attack(
     mode: Mode | None = typer.Option(
         None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."
     ),
-    n: int = typer.Option(500, "--n", "-n", help="Number of correctly classified images to attack."),
+    n: str = typer.Option(
+        "500",
+        "--n",
+        "-n",
+        metavar="N|all",
+        help="Number of correctly classified images to attack, or 'all' (every one).",
+    ),
     iterations: int | None = typer.Option(
         None,
         "--iterations",
@@ -75,14 +81,17 @@ def attack(
     model: str = typer.Option(
         "digits-cnn",
         "--model",
-        help="digits-cnn, digits-cnn-seed1, digits-mlp or a torchvision architecture (resnet50, …).",
+        help="A built-in classifier (digits-cnn, efficientnet-lite0, mnist-lenet5-robust, …: advdb list models) or a "
+        "torchvision architecture (resnet50, …).",
     ),
     weights: str | None = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
     dataset: str | None = typer.Option(
-        None, "--dataset", help="digits, imagefolder, synthetic [default: the model's]."
+        None,
+        "--dataset",
+        help="digits, mnist, imagenet-sample, imagefolder, synthetic (advdb list datasets) [default: the model's].",
     ),
     data_dir: str | None = typer.Option(None, "--data-dir", help="ROOT/<class>/<image> folder for imagefolder."),
-    image_size: int = typer.Option(224, "--image-size", help="Crop size for imagefolder images."),
+    image_size: int = typer.Option(224, "--image-size", help="Crop size for imagefolder and imagenet-sample images."),
     image_shape: str | None = typer.Option(None, "--image-shape", help="C,H,W of synthetic images."),
     batch_size: int = typer.Option(128, "--batch-size", "-b", help="Images per batch (one commit each)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
@@ -121,7 +130,7 @@ def attack(
     as_json: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
     """Run a targeted attack and record every image's trajectory."""
-    from advdb.spec import AttackSpec
+    from advdb.api import attack_spec
 
     if not math.isfinite(lease) or lease <= 0:
         raise ConfigError(f"--lease must be a positive number of seconds, got {lease}")
@@ -133,32 +142,29 @@ def attack(
     elif join is not None:
         work = join
     else:
-        given = {
-            "loss": loss.value if loss else None,
-            "mode": mode.value if mode else None,
-            "iterations": iterations,
-            "alpha": parse_number(alpha, "--alpha"),
-            "tau": parse_number(tau, "--tau"),
-            "norm": norm,
-            "epsilon": parse_number(epsilon, "--epsilon"),
-            "kappa": kappa,
-            "c_init": parse_number(c_init, "--c-init"),
-            "search_steps": search_steps,
-            "lr": parse_number(lr, "--lr"),
-            "abort_early": abort_early,
-            "early_stop": early_stop,
-            "check_every": check_every,
-        }
-        work = AttackSpec(
+        work = attack_spec(
             attack=attack_name.value,
-            params=attack_params(attack_name.value, given),
+            loss=loss.value if loss else None,
+            mode=mode.value if mode else None,
+            iterations=iterations,
+            alpha=alpha,
+            tau=tau,
+            norm=norm,
+            epsilon=epsilon,
+            kappa=kappa,
+            c_init=c_init,
+            search_steps=search_steps,
+            lr=lr,
+            abort_early=abort_early,
+            early_stop=early_stop,
+            check_every=check_every,
             model=model,
             weights=weights,
             dataset=dataset,
             data_dir=data_dir,
             image_size=image_size,
             image_shape=parse_shape(image_shape),
-            n=n,
+            n=parse_count(n),
             batch_size=batch_size,
             device=device,
             precision=precision.value,
@@ -179,22 +185,6 @@ def attack(
         device=device,
         as_json=as_json,
     )
-
-
-def attack_params(attack: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameters the user gave (``None`` = not given), checked against the attack."""
-    from advdb.vocabulary import parse_norm
-
-    params = {k: v for k, v in given.items() if v is not None}
-    if attack == "unified":
-        params.setdefault("loss", DEFAULT_SOURCE)
-        if "norm" in params:
-            params["norm"] = parse_norm(params["norm"])
-        return params
-    wrong = [f"--{k}" for k in UNIFIED_ONLY if k in params]
-    if wrong:
-        raise ConfigError(f"{', '.join(wrong)} {'applies' if len(wrong) == 1 else 'apply'} only to --attack unified")
-    return params
 
 
 def _run(
@@ -228,6 +218,7 @@ def _run(
                     plan_only=plan_only,
                     options=options,
                     creates_run=join_key is not None or launch.creates_run,
+                    notice=_notice,
                 )
             elif resume and launch.rank is None:
                 local = None if device == "auto" else device
@@ -238,6 +229,11 @@ def _run(
             progress.close()
         if launch.creates_run:  # under torchrun, rank 0 speaks for the run
             _print_summary(store, run_id, as_json)
+
+
+def _notice(line: str) -> None:
+    """What the library says before the work starts (how many images were planned), on stderr."""
+    render.err_console.print(line, markup=False)
 
 
 def _print_summary(store: Any, run_id: int, as_json: bool) -> None:

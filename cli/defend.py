@@ -10,16 +10,15 @@ from advdb.vocabulary import parse_run_ids
 
 from . import context, render
 from .errors import command
-from .options import MemoryFormat, Precision, compile_option, memory_format_option, parse_number, precision_option
+from .options import MemoryFormat, Precision, compile_option, memory_format_option, precision_option
 from .progress import RichProgress
 
 app = typer.Typer()
 
 
-def _strengths(value: str | None) -> list[float]:
-    if not value:
-        return []
-    return [parse_number(v, "--strength") or 0.0 for v in value.replace(" ", "").split(",") if v]
+def _strengths(value: str | None) -> list[str]:
+    """The strengths as written, split at the commas (the library reads the numbers)."""
+    return [v for v in (value or "").replace(" ", "").split(",") if v]
 
 
 @command(app, "defend")
@@ -48,16 +47,16 @@ def defend(
     as_json: bool = typer.Option(False, "--json", help="Print the run's rates as JSON."),
 ) -> None:
     """Transform stored adversarial images (and their genuine originals) at each strength and classify them again."""
-    from advdb.defenses import DefenseSpec, resume_defense, run_defense
+    from advdb.api import defense_spec
+    from advdb.defenses import resume_defense, run_defense
     from advdb.store.evaluations import defense_summary
 
     with context.store() as store, closing(RichProgress()) as progress:
         if resume is not None:
             run_id = resume_defense(store, resume, progress=progress)
         else:
-            ids = parse_run_ids(sources, "--sources") or []  # none: the spec says what --sources needs
-            spec = DefenseSpec(
-                sources=ids,
+            spec = defense_spec(
+                parse_run_ids(sources, "--sources"),
                 transform=transform,
                 strengths=_strengths(strength),
                 n=n,

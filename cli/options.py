@@ -1,11 +1,10 @@
 """Option types shared by the commands: choices built from :mod:`advdb.vocabulary`, numbers
-written as fractions, run-id lists and image shapes."""
+written as fractions, image counts (``all``), run-id lists and image shapes."""
 
 from __future__ import annotations
 
 from enum import Enum
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import typer
 
@@ -50,14 +49,14 @@ else:
     MemoryFormat = choices("MemoryFormat", vocabulary.MEMORY_FORMATS)
 
 
-def parse_number(value: str | None, option: str) -> float | None:
-    """A float, also written as a fraction (``1/255``)."""
-    if value is None:
-        return None
+def parse_count(value: str, option: str = "--n") -> int | Literal["all"]:
+    """A number of images, or ``all`` (every image the classifier gets right)."""
+    if value.strip().lower() == "all":
+        return "all"
     try:
-        return float(Fraction(value)) if "/" in value else float(value)
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{option} must be a number such as 0.01 or 1/255, got {value!r}") from None
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{option} must be a number of images or 'all', got {value!r}") from None
 
 
 def parse_shape(value: str | None) -> tuple[int, int, int] | None:

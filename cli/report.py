@@ -20,7 +20,8 @@ app = typer.Typer()
 @command(app, "report")
 def report(
     name: str = typer.Argument(
-        ..., help="table1, table2, table3, fig1 … fig6, subspaces, margins, transfer, defenses, or all."
+        ...,
+        help="table1, table2, table3, fig1 … fig6, subspaces, margins, transfer, defenses, curves, robustness, or all.",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for the files [default: reports/ beside the store]."
@@ -28,7 +29,13 @@ def report(
     runs: str | None = typer.Option(
         None,
         "--runs",
-        help="Attack runs to compare (ids, comma-separated) [default: the latest of each source × mode].",
+        help="Attack runs to compare (ids, comma-separated) [default: the latest of each source × mode; for "
+        "robustness also the latest IFGS, CW and L-BFGS runs, and --runs may name those].",
+    ),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Compare the newest runs on this classifier (a store that attacked several, e.g. the mnist study's).",
     ),
     confidence: float = typer.Option(0.9, "--confidence", help="Threshold h of the subspaces S1/S2/S3."),
     examples: int = typer.Option(4, "--examples", help="Images shown in fig5."),
@@ -47,7 +54,7 @@ def report(
         print_notices(session)
         for n in names:
             try:
-                _write_report(session, n, out_dir, runs=run_ids, confidence=confidence, examples=examples)
+                _write_report(session, n, out_dir, runs=run_ids, model=model, confidence=confidence, examples=examples)
                 written += 1
             except MissingDataError as exc:
                 if name != "all":
@@ -64,9 +71,14 @@ def report(
 
 def _write_report(session: Any, name: str, out_dir: Path, **options: Any) -> None:
     """Build one report, write its files and show its table and notes."""
-    from advdb.analytics.reports import REPORTS, build, write_report
+    from advdb.analytics.reports import REPORTS, ReportOutput, build, write_report
 
-    result = build(session, name, **options)
+    if name == "robustness" and options["runs"]:  # any attack runs, full attacks too: not a source × mode selection
+        from advdb.analytics.curves import robustness_report
+
+        result = ReportOutput(*robustness_report(session, None, options["runs"]))
+    else:
+        result = build(session, name, **options)
     files = write_report(result, name, out_dir)
     if result.display is not None:
         cols, rows = result.display

@@ -6,7 +6,6 @@ from typing import Any
 
 import typer
 
-from advdb.errors import ConfigError
 from advdb.vocabulary import parse_run_ids
 
 from . import context, render
@@ -17,7 +16,6 @@ from .options import (
     Precision,
     compile_option,
     memory_format_option,
-    parse_number,
     precision_option,
 )
 
@@ -77,37 +75,37 @@ def retrain(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Train a detector (genuine vs adversarial) on the stored adversarial images of attack runs."""
-    from advdb.detectors import DetectorSpec, resume_detector
+    from advdb.api import detector_spec
+    from advdb.detectors import resume_detector
     from advdb.store.detector_results import detector_results
 
-    ids = parse_run_ids(sources, "--sources") if resume is None else None
-    if resume is None and not ids:
-        raise ConfigError("--sources needs attack run ids, such as --sources 3 or --sources 3,4,5,6")
+    spec = None  # checked before the store opens
+    if resume is None:
+        spec = detector_spec(
+            parse_run_ids(sources, "--sources"),
+            arch=arch,
+            weights=weights,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer.value,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            step_size=step_size,
+            gamma=gamma,
+            test_fraction=test_fraction,
+            image_size=image_size,
+            seed=seed,
+            device=device,
+            workers=workers,
+            precision=precision.value,
+            compile=compile,
+            memory_format=memory_format.value,
+        )
     with context.store() as store:
         if resume is not None:
             run_id = resume_detector(store, resume, progress=_EpochPrinter())
         else:
-            spec = DetectorSpec(
-                arch=arch,
-                sources=ids or [],
-                weights=weights,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer.value,
-                lr=parse_number(lr, "--lr") or 0.0,
-                momentum=momentum,
-                weight_decay=weight_decay,
-                step_size=step_size,
-                gamma=gamma,
-                test_fraction=test_fraction,
-                image_size=image_size,
-                seed=seed,
-                device=device,
-                workers=workers,
-                precision=precision.value,
-                compile=compile,
-                memory_format=memory_format.value,
-            )
             run_id = _train(store, spec, sweep=sweep)
         results = detector_results(store, run_id)
     if as_json:

@@ -9,7 +9,16 @@ import typer
 
 from . import context, render
 from .errors import command
-from .options import MemoryFormat, Mode, Precision, PresetName, compile_option, memory_format_option, precision_option
+from .options import (
+    MemoryFormat,
+    Mode,
+    Precision,
+    PresetName,
+    compile_option,
+    memory_format_option,
+    parse_count,
+    precision_option,
+)
 from .sql import print_notices
 
 app = typer.Typer()
@@ -43,7 +52,19 @@ class _Steps:
 @command(app, "reproduce")
 def reproduce(
     preset: PresetName = typer.Option(
-        "digits", "--preset", help="digits (embedded default, CPU, minutes) or imagenet (ResNet-50, GPU)."
+        "digits",
+        "--preset",
+        help="digits (embedded default, CPU, minutes), imagenet-sample (EfficientNet-Lite0 on 20 real ImageNet "
+        "images, CPU), mnist (a clean and a robust LeNet-5 on real MNIST, CPU) or imagenet (ResNet-50, GPU).",
+    ),
+    n: str | None = typer.Option(
+        None,
+        "--n",
+        "-n",
+        help="Images per unified attack run, or all (every correctly classified one) [default: the preset's].",
+    ),
+    iterations: int | None = typer.Option(
+        None, "--iterations", "-T", help="Iterations T of the unified runs and IFGS [default: the preset's]."
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Folder for the reports [default: reports/ beside the store]."
@@ -60,7 +81,8 @@ def reproduce(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run the whole paper: the sources in both modes, the full attacks, detectors, circles, every report."""
-    from advdb.reproduce import run_study
+    from advdb.analytics.reports import default_out_dir
+    from advdb.reproduce import STUDY_PRESETS, run_study
 
     steps = _Steps()
     with steps.bar, context.store() as store:
@@ -68,28 +90,38 @@ def reproduce(
             store,
             preset.value,
             progress=steps,
+            notice=lambda line: render.err_console.print(line),
             device=device,
             data_dir=data_dir,
             weights=weights,
             with_torchvision_detectors=with_torchvision_detectors,
             seed=seed,
+            n=None if n is None else parse_count(n),
+            iterations=iterations,
             precision=precision.value,
             compile=compile,
             memory_format=memory_format.value,
         )
         location = store.location
-    written, findings, out_dir = _reports_and_findings(location, out)
+    models = STUDY_PRESETS[preset.value].models
+    out_dir = out or default_out_dir(location)
     render.console.print(
-        f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s; "
-        f"{len(written)} report files in {out_dir}"
+        f"{len(result.runs)} steps ({len(result.skipped)} already in the store) in {result.seconds:.0f} s"
     )
-    render.print_table(
-        ["#", "finding (paper)", "measured in this store", "verdict"],
-        [(f.number, f.claim, _measured(f), f.verdict) for f in findings],
-        title="The paper's findings (each value: mean [95% bootstrap interval])",
-        humanize=False,
-        wrap=["finding (paper)", "measured in this store"],
-    )
+    for model in models:
+        folder = out_dir / model if len(models) > 1 else out_dir
+        written, findings, curves = _reports_and_findings(location, folder, model if len(models) > 1 else None)
+        render.console.print(f"{len(written)} report files in {folder}")
+        on = f" on {model}" if len(models) > 1 else ""
+        render.print_table(
+            ["#", "finding (paper)", "measured in this store", "verdict"],
+            [(f.number, f.claim, _measured(f), f.verdict) for f in findings],
+            title=f"The paper's findings{on} (each value: mean [95% bootstrap interval])",
+            humanize=False,
+            wrap=["finding (paper)", "measured in this store"],
+        )
+        for line in curves:  # what the curves add (report curves)
+            render.console.print(line)
 
 
 def _measured(finding: Any) -> str:
@@ -98,24 +130,27 @@ def _measured(finding: Any) -> str:
     return "; ".join([finding.measured, *why])
 
 
-def _reports_and_findings(location: Any, out: Path | None) -> tuple[list[Path], list[Any], Path]:
-    """Every report the store has data for, and the paper's findings measured on it."""
+def _reports_and_findings(location: Any, out_dir: Path, model: str | None) -> tuple[list[Path], list[Any], list[str]]:
+    """Every report the store has data for, the paper's findings measured on it and what the
+    curves add (on ``model``'s runs when the study attacked several classifiers)."""
+    from advdb.analytics.curves import curve_summary
     from advdb.analytics.findings import measure_findings
     from advdb.analytics.query import QuerySession
-    from advdb.analytics.reports import REPORTS, build, default_out_dir, write_report
-    from advdb.analytics.selection import MissingDataError
+    from advdb.analytics.reports import REPORTS, build, write_report
+    from advdb.analytics.selection import MissingDataError, select_runs
 
-    out_dir = out or default_out_dir(location)
     written: list[Path] = []
     with QuerySession(location) as session:
         print_notices(session)
-        for n in REPORTS:
+        for name in REPORTS:
             try:
-                written += write_report(build(session, n), n, out_dir)
+                written += write_report(build(session, name, model=model), name, out_dir)
             except MissingDataError as exc:
-                render.err_console.print(f"skipped {n}: {exc}")
-        findings = measure_findings(session)
-    return written, findings, out_dir
+                render.err_console.print(f"skipped {name}: {exc}")
+        selection = select_runs(session, model=model)
+        findings = measure_findings(session, selection)
+        curves = curve_summary(session, selection)
+    return written, findings, curves
 
 
 @command(app, "circles")

@@ -25,7 +25,9 @@ def transfer(
         "digits-cnn-seed1",
         "--model",
         "-m",
-        help="The other classifier: digits-cnn-seed1, digits-mlp, digits-cnn, or a torchvision architecture.",
+        help="The other classifier: a built-in one (digits-cnn-seed1, digits-mlp, efficientnet-lite1, "
+        "mnist-lenet5-robust, …: advdb list models) or a torchvision architecture; one trained at another size gets "
+        "the images resized.",
     ),
     weights: str | None = typer.Option(None, "--weights", help="Weights file for a torchvision --model."),
     n: int | None = typer.Option(None, "-n", help="At most this many images per source [default: all]."),
@@ -41,16 +43,16 @@ def transfer(
     as_json: bool = typer.Option(False, "--json", help="Print the run's rates as JSON."),
 ) -> None:
     """Evaluate stored adversarial images on another classifier: targeted and untargeted transfer per source."""
+    from advdb.api import transfer_spec
     from advdb.store.evaluations import transfer_summary
-    from advdb.transfer import TransferSpec, resume_transfer, run_transfer
+    from advdb.transfer import resume_transfer, run_transfer
 
     with context.store() as store, closing(RichProgress()) as progress:
         if resume is not None:
             run_id = resume_transfer(store, resume, progress=progress)
         else:
-            ids = parse_run_ids(sources, "--sources") or []  # none: the spec says what --sources needs
-            spec = TransferSpec(
-                sources=ids,
+            spec = transfer_spec(
+                parse_run_ids(sources, "--sources"),
                 model=model,
                 weights=weights,
                 n=n,

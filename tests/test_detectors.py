@@ -197,3 +197,41 @@ def detector_accuracy(store, run_id: int) -> float:  # noqa: ANN001
     from advdb.store.detector_results import detector_results
 
     return next(r.accuracy for r in detector_results(store, run_id) if r.group_name == "overall")
+
+
+def _training(url: str, ids: list[int], **kw: object):  # noqa: ANN202
+    import torch
+
+    from advdb.detectors import _Training
+
+    spec = DetectorSpec(sources=ids[:1], **kw)  # type: ignore[arg-type]
+    with open_store(url) as store:
+        items, ds = build_items(store, spec)
+        return _Training(spec, items, ds, store.location.artifacts_dir, torch.device("cpu"))
+
+
+def test_an_epoch_reads_its_loss_and_accuracy_from_the_device_once(sources, monkeypatch) -> None:  # noqa: ANN001
+    import torch
+
+    url, ids = sources
+    training = _training(url, ids, batch_size=8)
+    assert len(training.train_loader) >= 4
+    reads: list[str] = []
+    for name in ("__float__", "__int__"):  # what a step that waits for the device would call
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name):  # noqa: ANN001, ANN202
+            reads.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    lr, loss, accuracy = training.epoch()
+    assert sorted(reads) == ["__float__", "__int__"], reads  # once an epoch, not twice a step
+    assert loss > 0 and 0 <= accuracy <= 1
+
+
+def test_loader_workers_persist_across_epochs(sources) -> None:  # noqa: ANN001
+    url, ids = sources
+    training = _training(url, ids, workers=1)
+    assert training.train_loader.persistent_workers and training.test_loader.persistent_workers
+    assert not _training(url, ids).train_loader.persistent_workers  # no workers, nothing to keep

@@ -96,7 +96,11 @@ def test_options_are_stored_shown_and_noted_by_reports(tmp_path, cli) -> None:  
     code, out, _ = cli("--db", url, "runs", "show", "2", "--json")
     config = json.loads(out)["config"]
     assert config["precision"] == "bf16" and config["compile"] is False and config["memory_format"] == "auto"
-    assert config["resolved"]["execution"] == {"memory_format": "channels-last", "cudnn_benchmark": False}
+    assert config["resolved"]["execution"] == {
+        "memory_format": "channels-last",
+        "cudnn_benchmark": False,
+        "compiled": False,
+    }
     code, out, err = cli("--db", url, "report", "table1", "--out", str(tmp_path / "reports"))
     assert code == 0, err
     assert "run 1 fp32, run 2 bf16" in err

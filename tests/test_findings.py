@@ -155,3 +155,36 @@ def test_stores_give_each_verdict(verdict: str, tmp_path, monkeypatch: pytest.Mo
     with QuerySession(checked_location(url)) as q:
         first = fd.measure_findings(q)[0]
     assert first.verdict == verdict, first.comparisons
+
+
+def test_cost_per_iteration_compares_sources_within_one_mode() -> None:
+    # every source costs 2 ms per image-iteration in equal perturbation and 1 ms in equal
+    # multiplier; m-logit has most of its batches in the dearer mode, the others in the cheaper
+    rng = np.random.default_rng(0)
+
+    def batches(ms: float, n: int) -> np.ndarray:
+        return ms * 1e-3 * (1 + 0.01 * rng.standard_normal(n))
+
+    seconds = {
+        "equal-perturbation": {k: batches(2.0, 12 if k == "m-logit" else 2) for k in SOURCES},
+        "equal-multiplier": {k: batches(1.0, 2 if k == "m-logit" else 12) for k in SOURCES},
+    }
+    m = fd._Measures(ep=_images(PAPER), em=_images(PAPER), seconds=seconds, attacks={}, detectors=[])
+    f = fd._cost_per_iteration(m)
+    assert f.verdict == "agrees", f.comparisons  # pooled, m-logit would look 1.6× dearer
+    assert [c.split("(")[1].split(",")[0] for c in f.comparisons] == ["equal perturbation", "equal multiplier"]
+    only_em = fd._Measures(
+        ep=_images(PAPER),
+        em=_images(PAPER),
+        seconds={"equal-multiplier": seconds["equal-multiplier"]},
+        attacks={},
+        detectors=[],
+    )
+    assert fd._cost_per_iteration(only_em).verdict == "agrees"
+    partial = {"equal-perturbation": {k: v for k, v in seconds["equal-perturbation"].items() if k != "ce"}}
+    assert (
+        fd._cost_per_iteration(
+            fd._Measures(ep=_images(PAPER), em=_images(PAPER), seconds=partial, attacks={}, detectors=[])
+        ).verdict
+        == "no data"
+    )

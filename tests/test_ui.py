@@ -133,3 +133,40 @@ def test_pages_follow_the_store(client: TestClient, ui_store: tuple[str, list[in
     new = attack(url, "ce")
     assert client.get("/api/version").json()["version"] != version
     assert f'href="/runs/{new}"' in client.get("/").text
+
+
+def _figure(page: str, element_id: str) -> dict:
+    import html
+    import json
+
+    start = page.index(f'id="{element_id}" data-figure="') + len(f'id="{element_id}" data-figure="')
+    return json.loads(html.unescape(page[start : page.index('"', start)]))
+
+
+def test_run_page_and_explorer_show_the_curves(client: TestClient, ui_store: tuple[str, list[int]]) -> None:
+    import sqlite3
+
+    url, (a, b) = ui_store
+    con = sqlite3.connect(url.removeprefix("sqlite:///"))
+    ((ok, n),) = con.execute("SELECT count(first_success_iter), count(*) FROM samples WHERE run_id = ?", (a,))
+    con.close()
+    page = client.get(f"/runs/{a}").text
+    iterations, epsilon = _figure(page, "curve-iterations"), _figure(page, "curve-epsilon")
+    reached = next(t for t in iterations["data"] if t.get("name", "").endswith("reached by k"))
+    assert reached["y"][-1] == pytest.approx(ok / n) and reached["x"][-1] == 20  # the success rate at T
+    assert all(x <= y for x, y in zip(reached["y"], reached["y"][1:], strict=False))
+    assert any(t.get("name", "").endswith("at the target at k") for t in iterations["data"])
+    shown = [t for t in epsilon["data"] if t.get("name")]
+    assert len(shown) == 3 and all(t["y"][-1] == pytest.approx(ok / n) for t in shown)  # L∞, L2, L1: ever at t
+    assert [t.get("fill") for t in epsilon["data"][:3]] == [None, "tonexty", None]  # the Wilson band
+    explore = client.get(f"/explore?runs={a},{b}").text
+    names = {t.get("name") for t in _figure(explore, "curve-iterations")["data"]}
+    assert {f"run {r} (ce-sign, equal-perturbation): reached by k" for r in (a,)} <= names and len(names) > 2
+
+
+def test_curve_reports_in_the_web_view(client: TestClient) -> None:
+    assert "robustness" in client.get("/reports").text
+    for name in ("curves", "robustness"):
+        figure = client.get(f"/reports/{name}.png")
+        assert figure.status_code == 200 and figure.content.startswith(b"\x89PNG"), name
+        assert "upper bound" in " ".join(client.get(f"/reports/{name}/notes").json()["notes"])

@@ -20,7 +20,9 @@ def genuine_images(
 
     if kind == "imagefolder":
         ds = create_dataset("imagefolder", data_dir=root, **({"image_size": image_size} if image_size else {}))
-    elif kind == "digits":
+    elif kind == "imagenet-sample":
+        ds = create_dataset(kind, **({"image_size": image_size} if image_size else {}))
+    elif kind in ("digits", "mnist"):
         ds = create_dataset(name)
     else:
         raise NotFoundError(f"images of a {kind} dataset cannot be reloaded (they are generated, not stored)")

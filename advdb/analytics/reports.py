@@ -7,6 +7,7 @@ tables as Markdown, CSV and LaTeX (booktabs), figures as PNG and PDF.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -446,9 +447,19 @@ def _accuracy_pivot(
     return ["Attack", *columns], table
 
 
+def detector_rows(ctx: Context, name: str) -> pa.Table:
+    """Table II's or III's rows for the classifier whose runs the selection compares (a store may
+    hold detectors of several, such as the mnist study's two LeNets)."""
+    data = ctx.query(name)
+    if ctx.selection.classifier is None:
+        return data
+    keep = [c == ctx.selection.classifier for c in data.column("classifier").to_pylist()]
+    return data.filter(pa.array(keep, type=pa.bool_()))
+
+
 @report("table2", "Table II: detector accuracy, genuine vs one source's adversarial images", "table")
 def table2(ctx: Context) -> ReportOutput:
-    data = ctx.query("table2")
+    data = detector_rows(ctx, "table2")
     if not data.num_rows:
         raise MissingDataError(
             "table2 needs single-source detector runs: run `advdb retrain --arch ARCH --sources RUN` for each source"
@@ -461,7 +472,7 @@ def table2(ctx: Context) -> ReportOutput:
 
 @report("table3", "Table III: detector accuracy when trained on every source at once", "table")
 def table3(ctx: Context) -> ReportOutput:
-    data = ctx.query("table3")
+    data = detector_rows(ctx, "table3")
     if not data.num_rows:
         raise MissingDataError(
             "table3 needs an all-sources detector run: run `advdb retrain --arch ARCH --sources RUN,RUN,…`"
@@ -621,6 +632,11 @@ def transfer(ctx: Context) -> ReportOutput:
         "classifies as the target (targeted) or not as the true class (untargeted) [95% Wilson interval]; "
         "margin at T: the source's mean z_t − max other logit at the last iteration (report margins)"
     ]
+    resized = {r["model"]: json.loads(r["resized"]) for r in rows if r.get("resized")}
+    notes += [
+        f"{m} was trained at {to} px: the {frm} px images were resized to {to} px on the way in (bilinear, antialiased)"
+        for m, (frm, to) in resized.items()
+    ]
     figure = _transfer_figure(rows, models, ctx.selection)
     return ReportOutput({"transfer": data}, (cols, table), figure, notes=notes)
 
@@ -707,6 +723,33 @@ def _defense_figure(curves: dict[tuple[str, str], dict[str, Any]], margins: dict
     return fig
 
 
+# --- Curves and the worst case over attacks (beyond the paper; advdb/analytics/curves.py) ----------
+
+
+@report(
+    "curves",
+    "Curves: share of images at the target against the iteration budget and the perturbation budget "
+    "(L∞, L2, L1), per source and mode, with 95% Wilson intervals",
+    "figure",
+)
+def curves(ctx: Context) -> ReportOutput:
+    from advdb.analytics.curves import curves_report
+
+    return ReportOutput(*curves_report(ctx.session, ctx.selection))
+
+
+@report(
+    "robustness",
+    "Robustness: robust accuracy against the iteration and perturbation budget, per attack and for the worst "
+    "case over them (an image counts as broken if any attack reached its target)",
+    "figure",
+)
+def robustness(ctx: Context) -> ReportOutput:
+    from advdb.analytics.curves import robustness_report
+
+    return ReportOutput(*robustness_report(ctx.session, ctx.selection))
+
+
 # --- API -------------------------------------------------------------------------------------------
 
 
@@ -717,15 +760,22 @@ def get_report(name: str) -> Report:
 
 
 def build(
-    session: QuerySession, name: str, *, runs: list[int] | None = None, confidence: float = 0.9, examples: int = 4
+    session: QuerySession,
+    name: str,
+    *,
+    runs: list[int] | None = None,
+    model: str | None = None,
+    confidence: float = 0.9,
+    examples: int = 4,
 ) -> ReportOutput:
-    """Build one report's data (and figure) over an open session."""
+    """Build one report's data (and figure) over an open session; ``model`` picks the newest runs
+    on that classifier when the store attacked several."""
     if not 0 < confidence < 1:
         raise ConfigError(f"--confidence must lie between 0 and 1, got {confidence}")
     if not 1 <= examples <= 64:
         raise ConfigError(f"--examples must be between 1 and 64, got {examples}")
     rep = get_report(name)
-    selection = select_runs(session, runs)
+    selection = select_runs(session, runs, model=model)
     output = rep.build(Context(session, selection, confidence, examples))
     note = execution_note(selection)
     if note:

@@ -54,11 +54,16 @@ class RunSelection:
         return [self.hint(loss, mode) for loss in SOURCES if (loss, mode) not in self.runs]
 
 
-def select_runs(session: QuerySession, runs: list[int] | None = None) -> RunSelection:
-    """Pick the runs reports use (see the module docstring)."""
+def select_runs(session: QuerySession, runs: list[int] | None = None, *, model: str | None = None) -> RunSelection:
+    """Pick the runs reports use (see the module docstring); ``model``: the newest runs on that
+    classifier (a store that attacked several, such as the mnist study's two LeNets)."""
     rows = session.query(sql_text("runs_catalogue")).to_pylist()
     # the 2-D experiment's runs (dataset kind "circles") belong to fig6, not to the image reports
     unified = [r for r in rows if r["loss"] is not None and r["mode"] is not None and r["dataset_kind"] != "circles"]
+    if model is not None and not runs:
+        unified = [r for r in unified if r["classifier"] == model]
+        if not unified:
+            raise NotFoundError(f"the store has no finished unified attack runs on model {model!r}")
     sel = RunSelection()
     if runs:
         known = {r["run_id"]: r for r in rows}

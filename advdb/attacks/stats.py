@@ -1,6 +1,7 @@
 """Per-iteration statistics, computed on the device into a preallocated ``[T+1, B, K]`` tensor.
 
-Row ``n`` describes ``xₙ``: the prediction; softmax ``p`` and logit ``z`` of the initial
+Row ``n`` describes ``xₙ``: the prediction (:func:`prediction`: the target only when its logit
+strictly leads, so a tie is never a success); softmax ``p`` and logit ``z`` of the initial
 class ``y``, the target ``t`` and the strongest class that is neither (``other``); the loss
 at ``xₙ``; the L2 norm of the loss gradient; the L2 size of the step taken from ``xₙ``; and
 L1/L2/L∞ of ``xₙ − x₀``. Nothing here synchronises with the host.
@@ -47,7 +48,7 @@ class StatsBuffer:
         g = grad.flatten(1).norm(dim=1) if grad is not None else torch.zeros_like(z_other)
         row = torch.stack(
             (
-                z.argmax(1).float(),
+                prediction(z, t).float(),
                 py[:, 0],
                 py[:, 1],
                 p_other,
@@ -72,6 +73,17 @@ class StatsBuffer:
     def host(self) -> torch.Tensor:
         """The used rows, copied to the host once."""
         return self.data[: self.rows_used].cpu()
+
+
+def prediction(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The predicted class of logits ``z`` [B, M] for targets ``t`` [B]: ``argmax z``, except that the
+    target counts only when ``z_t`` strictly exceeds every other logit; a tie with it goes to
+    the other class (lowest index first, as ``argmax``). Every attack's success, the stored
+    final prediction and a saved image's prediction follow this rule, the rule of CW's own
+    check with κ = 0 (``z_t − max_{j≠t} z_j > 0``)."""
+    others = z.scatter(1, t[:, None], float("-inf"))
+    leads = z.gather(1, t[:, None]).squeeze(1) > others.amax(1)
+    return torch.where(leads, t, others.argmax(1))
 
 
 def yt_mask(num_classes: int, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from torch import nn
 from advdb.attacks.base import Attack, BatchOutcome, Timer, check_positive
 from advdb.attacks.factory import register_attack
 from advdb.attacks.sources import Source, create_source
-from advdb.attacks.stats import StatsBuffer, yt_mask
+from advdb.attacks.stats import StatsBuffer, prediction, yt_mask
 from advdb.errors import ConfigError
 from advdb.vocabulary import DEFAULT_MODE, MODES, NORMS, SOURCES, check_choice
 
@@ -127,7 +127,7 @@ class UnifiedAttack(Attack):
             buf.record(n, z, y, t, loss, grad, x - x0, yt_mask=mask)
             if n == T:
                 break
-            if self.early_stop and n % self.check_every == 0 and bool((z.detach().argmax(1) == t).all()):
+            if self.early_stop and n % self.check_every == 0 and bool((prediction(z.detach(), t) == t).all()):
                 break
             x_new = x + self.step(source.direction(grad), tau)
             x_new = torch.clamp(x_new, lo, hi) if lo is not None else x_new.clamp_(0.0, 1.0)

@@ -63,3 +63,39 @@ class ImageDataset(ABC):
     def paths(self) -> list[str] | None:
         """Per-image file paths, for file-backed datasets."""
         return None
+
+
+class InMemoryImages(ImageDataset):
+    """A data set held as arrays: images ``_x`` [N, C, H, W] in [0, 1] and labels ``_y`` [N],
+    fingerprinted by their bytes."""
+
+    _x: np.ndarray
+    _y: np.ndarray
+    classes_count: int = 10
+
+    @property
+    def n_classes(self) -> int:
+        return self.classes_count
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self._x.shape[1:]
+        return (int(c), int(h), int(w))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self._y
+
+    @property
+    def fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256(self._x.tobytes())
+        h.update(self._y.tobytes())
+        return h.hexdigest()
+
+    def __len__(self) -> int:
+        return len(self._y)
+
+    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self._x[np.asarray(indices, dtype=np.int64)]

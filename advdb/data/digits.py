@@ -6,15 +6,13 @@ the built-in CNN) and ``digits`` (held out: the images attacks run on).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from advdb.data.base import ImageDataset
+from advdb.data.base import InMemoryImages
 from advdb.errors import DataError
 
 SPLIT_SEED = 0
@@ -40,7 +38,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return images, data[:, -1].astype(np.int64), order
 
 
-class Digits(ImageDataset):
+class Digits(InMemoryImages):
     kind = "digits"
 
     def __init__(self, split: str = "test") -> None:
@@ -52,27 +50,3 @@ class Digits(ImageDataset):
         self._x = np.ascontiguousarray(images[idx][:, None])  # [N, 1, 8, 8]
         self._y = targets[idx]
         self._source_index = idx
-
-    @property
-    def n_classes(self) -> int:
-        return 10
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (1, 8, 8)
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._y
-
-    @property
-    def fingerprint(self) -> str:
-        h = hashlib.sha256(self._x.tobytes())
-        h.update(self._y.tobytes())
-        return h.hexdigest()
-
-    def __len__(self) -> int:
-        return len(self._y)
-
-    def load_array(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        return self._x[np.asarray(indices, dtype=np.int64)]

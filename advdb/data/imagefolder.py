@@ -25,43 +25,37 @@ from advdb.errors import DataError
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 
-class ImageFolder(ImageDataset):
-    kind = "imagefolder"
+class ImageFiles(ImageDataset):
+    """Image files under ``root`` with their labels, decoded, resized and centre-cropped on load."""
+
+    kind = "imagefiles"
 
     def __init__(
         self,
-        root: str | Path,
+        root: Path,
+        files: list[str],
+        labels: list[int],
+        classes: list[str],
         *,
         resize: int = 256,
         crop: int = 224,
         channels: int = 3,
         workers: int | None = None,
     ) -> None:
-        root = Path(root).expanduser()
-        if not root.is_dir():
-            raise DataError(f"dataset folder {root} does not exist: pass --data-dir ROOT with one sub-folder per class")
-        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-        if not classes:
-            raise DataError(f"dataset folder {root} has no class sub-folders: arrange it as ROOT/<class>/<image>")
-        files: list[str] = []
-        labels: list[int] = []
-        for ci, c in enumerate(classes):
-            for f in sorted((root / c).iterdir()):
-                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
-                    files.append(str(f.relative_to(root)))
-                    labels.append(ci)
-        if not files:
-            raise DataError(f"dataset folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        self.name = root.name
         self._root = root.resolve()
         self.root = str(self._root)
         self.split = None
-        self.classes = classes
+        self._classes = classes
         self._files = files
         self._labels = np.asarray(labels, dtype=np.int64)
         self._resize, self._crop, self._channels = resize, crop, channels
         self.loader_workers = min(8, os.cpu_count() or 1) if workers is None else workers
         self.decode_threads = max(1, self.loader_workers)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names, by label index."""
+        return self._classes
 
     @property
     def n_classes(self) -> int:
@@ -118,3 +112,34 @@ class ImageFolder(ImageDataset):
             return np.stack([self._load_one(int(i)) for i in indices])
         with ThreadPoolExecutor(max_workers=self.decode_threads) as pool:
             return np.stack(list(pool.map(self._load_one, [int(i) for i in indices])))
+
+
+class ImageFolder(ImageFiles):
+    kind = "imagefolder"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        resize: int = 256,
+        crop: int = 224,
+        channels: int = 3,
+        workers: int | None = None,
+    ) -> None:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"dataset folder {root} does not exist: pass --data-dir ROOT with one sub-folder per class")
+        classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+        if not classes:
+            raise DataError(f"dataset folder {root} has no class sub-folders: arrange it as ROOT/<class>/<image>")
+        files: list[str] = []
+        labels: list[int] = []
+        for ci, c in enumerate(classes):
+            for f in sorted((root / c).iterdir()):
+                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                    files.append(str(f.relative_to(root)))
+                    labels.append(ci)
+        if not files:
+            raise DataError(f"dataset folder {root} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        super().__init__(root, files, labels, classes, resize=resize, crop=crop, channels=channels, workers=workers)
+        self.name = root.name

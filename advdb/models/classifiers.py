@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import torch
 
 from advdb.artifacts import sha256_of as sha256_file
 from advdb.errors import ConfigError, DataError
+from advdb.models.weights import load_state_file, load_state_into
 from advdb.models.wrapper import PixelSpaceClassifier
 from advdb.registry import Registry
 
@@ -25,6 +25,11 @@ BUILT_IN_DATASETS = {
     "digits-cnn-seed1": "digits",
     "digits-mlp": "digits",
     "circles-mlp": "circles",
+    "efficientnet-lite0": "imagenet-sample",
+    "efficientnet-lite1": "imagenet-sample",
+    "efficientnet-lite2": "imagenet-sample",
+    "mnist-lenet5": "mnist",
+    "mnist-lenet5-robust": "mnist",
 }
 
 
@@ -49,6 +54,11 @@ class LoadedClassifier:
     test_accuracy: float | None = None
     default_dataset: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the packages its weights and architecture come from, stored among a run's versions
+    versions: dict[str, str] = field(default_factory=dict)
+    #: ``input_shape`` is the size it was trained at: images of another size are resized to it
+    #: on the way in where a deployed pipeline would (transfer); torchvision networks take any size
+    resize_input: bool = False
 
     @property
     def normalization(self) -> dict[str, list[float]]:
@@ -70,41 +80,6 @@ class LoadedClassifier:
     def to(self, device: torch.device) -> LoadedClassifier:
         self.module = self.module.to(device)
         return self
-
-
-def load_state_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a ``torch.save`` file (``weights_only``).
-
-    Anything else is one DataError line, with torch's warnings silenced.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. torch's multi-line note on a foreign pickle protocol
-            return _unwrap_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except DataError as exc:
-        raise DataError(f"weights file {path}: {exc}") from None
-    except Exception as exc:  # corrupt zip, pickle refused by weights_only, truncated file …
-        raise DataError(
-            f"weights file {path} cannot be loaded ({type(exc).__name__}): is it a torch.save state dict?"
-        ) from None
-
-
-def load_state_into(net: torch.nn.Module, state: dict, path: Path, arch: str) -> None:
-    """Load ``state`` into ``net``; a state dict of another architecture is one short DataError."""
-    want, have = set(net.state_dict()), set(state) if isinstance(state, dict) else set()
-    missing, unexpected = sorted(want - have), sorted(have - want)
-    if missing or unexpected:
-        example = (missing or unexpected)[0]
-        raise DataError(
-            f"weights file {path} does not fit {arch}: {len(missing)} missing and {len(unexpected)} unexpected "
-            f"tensors (e.g. {example!r}): give a {arch} state dict"
-        )
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else "")[:200]
-        raise DataError(f"weights file {path} does not fit {arch}: {detail}") from None
 
 
 def _digits_model(name: str) -> LoadedClassifier:
@@ -161,15 +136,50 @@ def _circles_mlp(**_: Any) -> LoadedClassifier:
     )
 
 
-def _unwrap_state_dict(obj: Any) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise DataError("the weights file holds no state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+def _real_classifier(name: str, kind: str) -> LoadedClassifier:
+    """A packaged real classifier (:mod:`advdb.models.real`)."""
+    from advdb.models import real
+
+    if kind == "efficientnet":
+        module, path, versions = real.efficientnet_lite(name)
+        size = real.EFFICIENTNET_LITE[name].size
+        shape, classes, arch = (3, size, size), 1000, f"tf_efficientnet_{real.EFFICIENTNET_LITE[name].variant}"
+    else:
+        module, path, versions = real.mnist_lenet5(name)
+        shape, classes, arch = (1, 28, 28), 10, "mnist-lenet5"
+    return LoadedClassifier(
+        name=name,
+        architecture=arch,
+        module=module,
+        num_classes=classes,
+        input_shape=shape,
+        mean=tuple(module.mean.flatten().tolist()),
+        std=tuple(module.std.flatten().tolist()),
+        weights_source=str(path.resolve()),
+        weights_sha256=sha256_file(path),
+        default_dataset=BUILT_IN_DATASETS[name],
+        versions=versions,
+        resize_input=kind == "efficientnet",
+    )
+
+
+def _register_real() -> None:
+    for variant, size in (("lite0", 224), ("lite1", 240), ("lite2", 260)):
+        name = f"efficientnet-{variant}"
+        CLASSIFIERS.register(
+            name,
+            f"EfficientNet-{variant.title()}, ImageNet-1k ({size} px), weights from efficientnet-{variant}-"
+            "pytorch-model via timm",
+        )(lambda name=name, **_: _real_classifier(name, "efficientnet"))
+    CLASSIFIERS.register("mnist-lenet5", "advertorch's LeNet-5 for 28×28 MNIST, trained normally")(
+        lambda **_: _real_classifier("mnist-lenet5", "lenet")
+    )
+    CLASSIFIERS.register("mnist-lenet5-robust", "advertorch's LeNet-5 for MNIST, adversarially trained (PGD)")(
+        lambda **_: _real_classifier("mnist-lenet5-robust", "lenet")
+    )
+
+
+_register_real()
 
 
 def torchvision_cache_file(arch: str) -> Path | None:

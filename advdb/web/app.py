@@ -107,6 +107,7 @@ def run_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]
             [(f"run {run_id}", first)], title="first iteration at the target", xlabel="iteration"
         )
         plots["l2"] = figures.histograms([(f"run {run_id}", l2)], title="L2 of x − x₀ at success", xlabel="L2")
+        plots.update(_curves(reader, [run_id]))
     return "run.html", {
         "run": run,
         "config": json.dumps(config, indent=2, default=str),
@@ -116,6 +117,12 @@ def run_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]
         "success": views.success(run),
         "first_image": samples["image_id"][0] if samples["image_id"] else None,
     }
+
+
+def _curves(reader: StoreReader, runs: list[int], labels: dict[int, str] | None = None) -> dict[str, str]:
+    """``curve_iterations`` and ``curve_epsilon``: the runs' curves (report curves), if they have images."""
+    plots = views.curve_plots(reader, runs, labels or {r: f"run {r}" for r in runs})
+    return {f"curve_{k}": v for k, v in plots.items()}
 
 
 def explore_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
@@ -133,6 +140,7 @@ def explore_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, 
         "plots": {
             "means": figures.mean_curves([(labels[r], means[r]) for r in runs], h=h),
             "shares": figures.subspace_shares([(labels[r], shares[r]) for r in runs]),
+            **_curves(reader, runs, labels),
         },
     }
     image_id = request.query_params.get("image")

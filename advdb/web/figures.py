@@ -147,3 +147,74 @@ def _subspace_segments(rows: dict[str, list[Any]], h: float) -> list[tuple[float
         else:
             out.append((n - 0.5, n + 0.5, s))
     return out
+
+
+def _band_traces(x: list[float], y: list[float], lo: list[float], hi: list[float], *, name: str, c: str) -> list[Any]:
+    """A step curve and its interval as a shaded band (upper edge, then the lower one filled up to it)."""
+    shape = {"shape": "hv"}
+    return [
+        go.Scatter(
+            x=x, y=hi, mode="lines", line={**shape, "width": 0}, showlegend=False, hoverinfo="skip", legendgroup=name
+        ),
+        go.Scatter(
+            x=x,
+            y=lo,
+            mode="lines",
+            line={**shape, "width": 0},
+            fill="tonexty",
+            fillcolor=_rgba(c, 0.15),
+            showlegend=False,
+            hoverinfo="skip",
+            legendgroup=name,
+        ),
+        go.Scatter(x=x, y=y, mode="lines", name=name, line={**shape, "color": c}, legendgroup=name),
+    ]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def iteration_curves(runs: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    """Per run: the share of images that reached the target by iteration k (with its 95 % Wilson
+    band) and the share at the target at k (dashed)."""
+    fig = go.Figure()
+    for i, (name, c) in enumerate(runs):
+        for trace in _band_traces(c["x"], c["reached"], c["lo"], c["hi"], name=f"{name}: reached by k", c=color(i)):
+            fig.add_trace(trace)
+        fig.add_trace(
+            go.Scatter(
+                x=c["x"],
+                y=c["at_target"],
+                mode="lines",
+                name=f"{name}: at the target at k",
+                line={"shape": "hv", "color": color(i), "dash": "dash"},
+            )
+        )
+    fig.update_layout(
+        **LAYOUT,
+        title="iteration budget",
+        xaxis_title="iteration k",
+        yaxis_title="share of images",
+        yaxis_range=[0, 1.02],
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return _json(fig)
+
+
+def epsilon_curves(runs: Sequence[tuple[str, dict[str, dict[str, Any]]]], norms: Sequence[tuple[str, str]]) -> str:
+    """Per run and norm: the share of images at the target at some iteration with ‖xₙ − x₀‖ ≤ ε
+    (each image's smallest successful perturbation along the attack's path), with its band."""
+    fig = make_subplots(rows=1, cols=len(norms), subplot_titles=[f"{label} budget" for _, label in norms])
+    for i, (name, per_norm) in enumerate(runs):
+        for col, (norm, _) in enumerate(norms, start=1):
+            c = per_norm[norm]
+            for trace in _band_traces(c["x"], c["share"], c["lo"], c["hi"], name=name, c=color(i)):
+                trace.showlegend = trace.showlegend is not False and col == 1
+                fig.add_trace(trace, row=1, col=col)
+    fig.update_layout(**LAYOUT, yaxis_range=[0, 1.02], legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(title_text="ε")
+    fig.update_yaxes(range=[0, 1.02])
+    return _json(fig)

@@ -222,3 +222,42 @@ def _rescaled(d: np.ndarray) -> np.ndarray:
     """``d`` mapped to [0, 1] with 0 at mid-grey and the largest |d| at 0 or 1."""
     m = float(np.abs(d).max())
     return 0.5 + d / (2 * m) if m > 0 else np.full_like(d, 0.5)
+
+
+def curve_plots(reader: StoreReader, runs: list[int], labels: dict[int, str]) -> dict[str, str]:
+    """The runs' iteration curve and ε curves (report curves' queries) as Plotly figures; none
+    for runs that committed no image yet."""
+    from advdb.analytics.curves import NORM_LABELS, NORMS, epsilon_curves, iteration_curves, resampled
+    from advdb.web import figures
+
+    its = iteration_curves(reader.query("curves_iterations", runs=runs))
+    eps = epsilon_curves(reader.query("curves_images", runs=runs))
+    shown = [r for r in runs if r in its and r in eps]
+    if not shown:
+        return {}
+    it_series, eps_series = [], []
+    for r in shown:
+        reached, at = resampled(its[r]["reached"]), resampled(its[r]["at_target"])
+        lo_hi = reached.band()
+        it_series.append(
+            (
+                labels[r],
+                {
+                    "x": reached.x.tolist(),
+                    "reached": reached.share.tolist(),
+                    "at_target": at.share.tolist(),
+                    "lo": lo_hi[0].tolist(),
+                    "hi": lo_hi[1].tolist(),
+                },
+            )
+        )
+        per_norm = {}
+        for n in NORMS:
+            c = resampled(eps[r][n])
+            lo, hi = c.band()
+            per_norm[n] = {"x": c.x.tolist(), "share": c.share.tolist(), "lo": lo.tolist(), "hi": hi.tolist()}
+        eps_series.append((labels[r], per_norm))
+    return {
+        "iterations": figures.iteration_curves(it_series),
+        "epsilon": figures.epsilon_curves(eps_series, [(n, NORM_LABELS[n]) for n in NORMS]),
+    }
