@@ -370,5 +370,5 @@ def test_curve_summary_sentences(tmp_path: Path) -> None:
     with QuerySession(checked_location(url)) as q:
         lines = curves.curve_summary(q, select_runs(q))
     assert len(lines) == 2
-    assert "under equal perturbation CE-sign is ahead of CE from k = 1 on (33% vs 0% there" in lines[0]
+    assert "under equal perturbation CE-sign is ahead of CE from k = 1 on (33.3% vs 0.0% there" in lines[0]
     assert "equal perturbation: CE 0.25 / 1.5, CE-sign 0.25 / 1.2" in lines[1]

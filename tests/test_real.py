@@ -229,9 +229,11 @@ def test_the_small_detector_takes_28_pixel_images() -> None:
 
 def test_reports_pick_one_model_of_a_study_of_several(tmp_path: Path) -> None:
     """A store that attacked two LeNets: ``--model`` picks each one's runs; an unknown model is one error."""
+    from advdb.analytics.findings import measure_findings
     from advdb.analytics.query import QuerySession, checked_location
     from advdb.analytics.reports import build
-    from advdb.analytics.selection import select_runs
+    from advdb.analytics.selection import MissingDataError, select_runs
+    from advdb.detectors import DetectorSpec, train_detector
     from advdb.errors import NotFoundError
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -239,8 +241,18 @@ def test_reports_pick_one_model_of_a_study_of_several(tmp_path: Path) -> None:
     with open_store(url) as store:
         for model in ("mnist-lenet5", "mnist-lenet5-robust"):
             params = {"loss": "ce-sign", "mode": "equal-perturbation", "iterations": 4}
-            ids[model] = run_attack(store, AttackSpec(model=model, params=params, n=4, batch_size=4))
+            ids[model] = run_attack(store, AttackSpec(model=model, params=params, n=10, batch_size=10))
+        train_detector(store, DetectorSpec(sources=[ids["mnist-lenet5"]], epochs=1, device="cpu"))
     with QuerySession(checked_location(url)) as session:
+        # the detector belongs to the clean model's study only: its Table II and finding 6
+        for model, has_detector in (("mnist-lenet5", True), ("mnist-lenet5-robust", False)):
+            sixth = measure_findings(session, select_runs(session, model=model))[5]
+            assert (sixth.verdict != "no data") == has_detector, (model, sixth)
+            if has_detector:
+                assert build(session, "table2", model=model).data["table2"].num_rows == 1
+            else:
+                with pytest.raises(MissingDataError, match="table2 needs single-source detector runs"):
+                    build(session, "table2", model=model)
         assert select_runs(session).ids() == [ids["mnist-lenet5-robust"]]  # the newest classifier by default
         for model, run_id in ids.items():
             sel = select_runs(session, model=model)

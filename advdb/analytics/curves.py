@@ -612,7 +612,7 @@ def _overtake(a: Curve, b: Curve) -> str:
     if start is None:
         return f"leads CE from k = {int(ks[ahead[0]])} but CE is ahead from k = {int(ks[behind_later[-1]])} ({end})"
     k = int(ks[start])
-    return f"is ahead of CE from k = {k} on ({_share(a, k):.0%} vs {_share(b, k):.0%} there, {end})"
+    return f"is ahead of CE from k = {k} on ({_share(a, k):.1%} vs {_share(b, k):.1%} there, {end})"
 
 
 def _fmt_eps(v: float) -> str:

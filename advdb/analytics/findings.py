@@ -87,7 +87,9 @@ def measure_findings(session: QuerySession, selection: RunSelection | None = Non
         em=_Images.from_rows([r for r in images if r["mode"] == "equal-multiplier"]),
         seconds=_seconds_by_mode(batches),
         attacks={r["attack"]: r for r in session.query(sql_text("findings_attacks")).to_pylist()},
-        detectors=session.query(sql_text("table2")).to_pylist(),
+        detectors=[  # the detectors of the selection's classifier (a study may attack several)
+            r for r in session.query(sql_text("table2")).to_pylist() if sel.classifier in (None, r["classifier"])
+        ],
         chance={r["run_id"]: r["chance"] for r in session.query(sql_text("detector_chance")).to_pylist()},
         transfer=session.query(sql_text("findings_transfer"), params).to_pylist(),
         defenses=session.query(sql_text("findings_defenses"), params).to_pylist(),
