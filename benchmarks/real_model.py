@@ -10,7 +10,8 @@ classifies correctly (foolbox's sample), three ways.
   Selenium's, so it is not in the test extra);
 * **advdb**: the whole ``advdb attack --attack ifgs`` command in a fresh process, every
   trajectory row and PNG recorded into a new SQLite store — and, beside it, the run's own
-  stored wall time (planning, the writer and the last commit included, start-up not).
+  stored wall time (planning, the writer and the last commit included, start-up not) and its
+  attack loop (the batches' timed seconds: iterations and per-iteration statistics).
 
 Bare and advdb alternate ``--repeat`` times; medians count. Prints image-iterations per second
 and the ratios to the bare loop (target: advdb's run within 5 % of it on a real model).
@@ -75,8 +76,8 @@ def torchattacks_bim(model: torch.nn.Module, x0: torch.Tensor, t: torch.Tensor, 
     return time.perf_counter() - start
 
 
-def advdb_command(n: int, steps: int, device: str) -> tuple[float, float]:
-    """(the whole command's seconds, the run's stored wall seconds)."""
+def advdb_command(n: int, steps: int, device: str) -> tuple[float, float, float]:
+    """(the whole command's seconds, the run's stored wall seconds, its timed attack loop's seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "advdb", "--db", f"sqlite:///{tmp}/bench.db", "attack", "--attack", "ifgs"]
         cmd += ["--model", "efficientnet-lite0", "-n", str(n), "-T", str(steps), "-b", str(n), "--device", device]
@@ -84,8 +85,10 @@ def advdb_command(n: int, steps: int, device: str) -> tuple[float, float]:
         subprocess.run(cmd, check=True, capture_output=True, cwd=tmp)
         whole = time.perf_counter() - start
         query = [sys.executable, "-m", "advdb", "--db", f"sqlite:///{tmp}/bench.db", "sql", "--format", "csv"]
-        out = subprocess.run([*query, "SELECT wall_seconds FROM runs"], check=True, capture_output=True, text=True)
-        return whole, float(out.stdout.split()[-1])
+        sql = "SELECT max(r.wall_seconds) || ',' || sum(b.attack_seconds) FROM runs r JOIN batches b USING (run_id)"
+        out = subprocess.run([*query, sql], check=True, capture_output=True, text=True)
+        run, loop = out.stdout.split()[-1].strip('"').split(",")
+        return whole, float(run), float(loop)
 
 
 def main() -> None:
@@ -99,14 +102,15 @@ def main() -> None:
     model, x0, t = setup(device, args.n)
     bare(model, x0, t, 2)  # warm-up
     work = args.n * args.iterations
-    bares, commands, runs = [], [], []
+    bares, commands, runs, loops = [], [], [], []
     for _ in range(args.repeat):
         bares.append(bare(model, x0, t, args.iterations))
-        whole, run = advdb_command(args.n, args.iterations, args.device)
+        whole, run, loop = advdb_command(args.n, args.iterations, args.device)
         commands.append(whole)
         runs.append(run)
+        loops.append(loop)
     tk = torchattacks_bim(model, x0, t, args.iterations)
-    b, c, r = statistics.median(bares), statistics.median(commands), statistics.median(runs)
+    b, c, r, lp = (statistics.median(v) for v in (bares, commands, runs, loops))
     print(f"EfficientNet-Lite0, {args.n} real ImageNet images x {args.iterations} iterations on {device}")
     print(
         f"  bare loop            {b:7.2f} s  {work / b:7.1f} img-it/s  (runs: {', '.join(f'{x:.2f}' for x in bares)})"
@@ -115,6 +119,7 @@ def main() -> None:
         print(f"  torchattacks BIM     {tk:7.2f} s  {work / tk:7.1f} img-it/s  ratio to bare {tk / b:5.3f}")
     else:
         print("  torchattacks BIM     not installed (pip install --no-deps torchattacks)")
+    print(f"  advdb attack loop    {lp:7.2f} s  {work / lp:7.1f} img-it/s  ratio to bare {lp / b:5.3f} (batches)")
     print(f"  advdb run (stored)   {r:7.2f} s  {work / r:7.1f} img-it/s  ratio to bare {r / b:5.3f}")
     print(f"  advdb whole command  {c:7.2f} s  {work / c:7.1f} img-it/s  ratio to bare {c / b:5.3f}")
 
