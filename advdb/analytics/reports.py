@@ -584,8 +584,8 @@ def _transfer_figure(rows: list[dict[str, Any]], models: list[str], sel: RunSele
                 e = statistics.proportion(r["targeted_n"] / r["images"], r["images"])
                 xs.append(i + (j - (len(models) - 1) / 2) * width)
                 ys.append(e.value)
-                lo.append(e.value - e.lo)
-                hi.append(e.hi - e.value)
+                lo.append(max(e.value - e.lo, 0.0))  # a Wilson bound at 0 or 1 can miss the value by rounding
+                hi.append(max(e.hi - e.value, 0.0))
                 un.append(r["untargeted"])
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=f"{model}: targeted")
             ax.plot(xs, un, "k.", label="untargeted" if j == 0 else None)
