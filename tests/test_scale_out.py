@@ -21,6 +21,7 @@ import pytest
 
 from advdb.analytics import run_sql
 from advdb.store import open_store
+from advdb.store.workers import committed_batches
 
 T = 6
 BASE = ["attack", "--loss", "ce", "--mode", "equal-perturbation", "--tau", "0.3", "-T", str(T), "--device", "cpu"]
@@ -197,11 +198,9 @@ def test_killed_worker_is_taken_over_and_restart_finishes(store_url: str, tmp_pa
     run_id = json.loads(planned.stdout)["run_id"]
     victim = start(store_url, "attack", "--join", str(run_id), "--lease", "2", cwd=tmp_path)
     deadline = time.time() + 120
-    while (
-        time.time() < deadline
-        and not q(store_url, f"SELECT count(*) AS n FROM batches WHERE run_id = {run_id}")[0]["n"]
-    ):
-        time.sleep(0.1)
+    with open_store(store_url) as store:  # poll through one connection: a batch takes milliseconds
+        while time.time() < deadline and not committed_batches(store, run_id):
+            time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     # the store says a worker is still at it (nobody could say otherwise) until someone looks
