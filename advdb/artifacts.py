@@ -2,7 +2,10 @@
 
 ``png`` stores the 8-bit quantised image (what an attacker could actually publish);
 ``npy`` stores the float32 image exactly. Paths in the store are relative to the store's
-artifact folder: ``run-<run_id>/<image_id>.<format>``.
+artifact folder and name the content: ``run-<run_id>/<image_id>-<sha256[:16]>.<format>``. A
+batch attacked twice (a worker that lost its lease and finished anyway, on another device)
+therefore never replaces a committed file: different bytes get another name, which no row
+references (``advdb db gc`` removes it), and the same bytes replace the file with itself.
 """
 
 from __future__ import annotations
@@ -22,8 +25,13 @@ def check_format(fmt: str) -> str:
     return check_choice(fmt, IMAGE_FORMATS, "image format")
 
 
-def relative_path(run_id: int, image_id: int, fmt: str) -> str:
-    return f"run-{run_id}/{image_id}.{fmt}"
+def relative_path(run_id: int, image_id: int, fmt: str, sha256: str) -> str:
+    """Where an image file goes, named by its run, its image and its content."""
+    return f"run-{run_id}/{image_id}-{sha256[:16]}.{fmt}"
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def encode(pixels: np.ndarray, fmt: str) -> bytes:
@@ -45,13 +53,17 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
 
 
 def write_file(path: Path, data: bytes) -> tuple[str, int]:
-    """Write atomically; returns (sha256, size)."""
+    """Write atomically (a partly written file is never seen under ``path``); returns (sha256, size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest(), len(data)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no partial file behind
+        raise
+    return digest(data), len(data)
 
 
 def sha256_of(path: Path) -> str:

@@ -26,6 +26,10 @@ class StoreError(AdvdbError):
     exit_code = 3
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached right now (refused, restarting, connection lost)."""
+
+
 class SchemaError(StoreError):
     """The store's schema is not at the code's head revision."""
 

@@ -14,6 +14,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from advdb.errors import ConfigError
+
+# torchrun's run id when it was started with neither ``--rdzv-id`` nor ``--standalone``: every such
+# launch has it, so it names no launch.
+ANONYMOUS_RUN_ID = "none"
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -22,6 +28,22 @@ class Launch:
     rank: int | None = None
     world_size: int = 1
     key: str | None = None
+
+    def run_key(self, join_key: str | None) -> str | None:
+        """The key this launch's processes share a run by: ``--join-key`` when given, else torchrun's launch id.
+
+        A torchrun launch without a launch id of its own (``TORCHELASTIC_RUN_ID=none``) has no key:
+        taking ``none`` would join every later such launch to this run.
+        """
+        if join_key is not None or self.rank is None:
+            return join_key
+        if self.key is None:
+            raise ConfigError(
+                "torchrun was started without a launch id (TORCHELASTIC_RUN_ID=none), so its ranks cannot be told "
+                "apart from another launch's: start torchrun with --standalone or --rdzv-id ID, or give advdb "
+                "--join-key KEY"
+            )
+        return self.key
 
     @property
     def creates_run(self) -> bool:
@@ -40,6 +62,8 @@ def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch:
     if rank is None or world <= 1:
         return Launch()
     run_id = env.get("TORCHELASTIC_RUN_ID") or env.get("MASTER_ADDR", "") + ":" + env.get("MASTER_PORT", "")
+    if run_id.strip().lower() == ANONYMOUS_RUN_ID:
+        return Launch(rank=rank, world_size=world, key=None)
     return Launch(rank=rank, world_size=world, key=f"torchrun:{run_id}")
 
 

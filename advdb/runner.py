@@ -45,7 +45,7 @@ from advdb.store.runs import (
     set_status,
     stored_plan,
 )
-from advdb.store.workers import ensure_claims, reap_dead_workers
+from advdb.store.workers import ensure_claims, reap_dead_workers, reset_attempts
 from advdb.store.writer import BackgroundWriter
 from advdb.worker import Execution, WorkerOptions, work
 
@@ -356,6 +356,8 @@ def join_attack(
             )
         reap_dead_workers(store, run_id)
         ensure_claims(store, run_id, -(-len(plan.indices) // spec.batch_size))
+        if resume:  # whatever made a batch fail its attempts has been seen to: give it its attempts back
+            reset_attempts(store, run_id)
         if run.status != "running":
             set_status(store, run_id, "running")
         execution = Execution(store, run_id, spec, attack, ds, clf, dev, plan, arr[:, 0], progress)

@@ -22,7 +22,7 @@ from advdb.attacks import Attack
 from advdb.attacks.stats import prediction
 from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset
-from advdb.errors import InterruptedRun
+from advdb.errors import InterruptedRun, StoreError
 from advdb.execution import prepare, warm_up
 from advdb.models import LoadedClassifier
 from advdb.planning import Plan
@@ -31,9 +31,11 @@ from advdb.spec import AttackSpec
 from advdb.store.engine import Store
 from advdb.store.ingest import BatchRecord
 from advdb.store.lifecycle import sigterm_as_interrupt
+from advdb.store.retry import patiently
 from advdb.store.runs import set_status
 from advdb.store.workers import (
     DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
     Heartbeat,
     busy_seconds,
     claim_batch,
@@ -51,6 +53,7 @@ class WorkerOptions:
     """How this process works on a run; not part of the run's configuration."""
 
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     rank: int | None = None
     started_at: dt.datetime | None = None
 
@@ -135,15 +138,22 @@ class Execution:
         return -(-len(self.plan.indices) // self.spec.batch_size)
 
     def remaining(self) -> int:
-        return self.n_batches - len(committed_batches(self.store, self.run_id))
+        done = patiently(lambda: committed_batches(self.store, self.run_id), what="counting committed batches")
+        return self.n_batches - len(done)
 
     def _slice(self, b: int) -> slice:
         B = self.spec.batch_size
         return slice(b * B, min((b + 1) * B, len(self.plan.indices)))
 
     def _claim(self) -> int | None:
-        assert self.worker_id is not None
-        return claim_batch(self.store, self.run_id, self.worker_id, self.options.lease_seconds)
+        worker_id, options = self.worker_id, self.options
+        assert worker_id is not None
+        return patiently(
+            lambda: claim_batch(
+                self.store, self.run_id, worker_id, options.lease_seconds, max_attempts=options.max_attempts
+            ),
+            what="claiming a batch",
+        )
 
     def _load(self, loader: ThreadPoolExecutor, b: int) -> Future:
         # numpy only in the loader thread (see ImageDataset.load_array)
@@ -170,7 +180,7 @@ class Execution:
                     if self.remaining() == 0:
                         return
                     time.sleep(self.options.poll_seconds)
-                    reap_dead_workers(self.store, self.run_id)
+                    patiently(lambda: reap_dead_workers(self.store, self.run_id), what="looking for dead workers")
                     cur = self._claim()
                     data = self._load(loader, cur) if cur is not None else None
                     continue
@@ -233,17 +243,20 @@ class Execution:
 def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device: str, options: WorkerOptions) -> int:
     """Run ``execution`` as a registered worker and settle the run's status; returns the run id."""
     run_id = execution.run_id
-    worker_id = register_worker(
-        store,
-        run_id,
-        device=device,
-        rank=options.rank,
-        lease_seconds=options.lease_seconds,
-        started_at=options.started_at,
+    worker_id = patiently(
+        lambda: register_worker(
+            store,
+            run_id,
+            device=device,
+            rank=options.rank,
+            lease_seconds=options.lease_seconds,
+            started_at=options.started_at,
+        ),
+        what="registering the worker",
     )
     execution.worker_id, execution.options = worker_id, options
     try:
-        with sigterm_as_interrupt(), Heartbeat(store, worker_id, options.lease_seconds):
+        with sigterm_as_interrupt(), Heartbeat(store, worker_id, options.lease_seconds, healthy=lambda: writer.alive):
             try:
                 execution.run(writer)
                 writer.drain()  # every batch committed before the run is marked finished
@@ -262,23 +275,44 @@ def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device
             f"resume with `advdb attack --resume {run_id}`"
         ) from None
     except BaseException as exc:
-        _end_worker(store, execution, "failed", error=f"{type(exc).__name__}: {exc}")
+        # a lost writer is this process's failure, not the run's: what it committed stands, --resume goes on
+        lost = not writer.alive
+        _end_worker(
+            store, execution, "failed", error=f"{type(exc).__name__}: {exc}", run_status="interrupted" if lost else None
+        )
+        if lost and isinstance(exc, StoreError):
+            raise StoreError(
+                f"the writer process of run {run_id} ended unexpectedly (killed? out of memory?); committed batches "
+                f"are kept: resume with `advdb attack --resume {run_id}`"
+            ) from None
         raise
     _end_worker(store, execution, "finished")
     return run_id
 
 
-def _end_worker(store: Store, execution: Execution, status: str, *, error: str | None = None) -> int:
-    """Record how this worker ended and, if it was the last one at work, how the run stands.
+def _end_worker(
+    store: Store, execution: Execution, status: str, *, error: str | None = None, run_status: str | None = None
+) -> int:
+    """Record how this worker ended and, if it was the last one at work, how the run stands (``run_status``,
+    by default the worker's own).
 
     Returns how many other workers are still at work.
     """
     run_id, worker_id = execution.run_id, execution.worker_id
     assert worker_id is not None
-    finish_worker(store, worker_id, status, error=error)
-    others = live_workers(store, run_id, exclude=worker_id)
-    if status == "finished" or execution.remaining() == 0:
-        set_status(store, run_id, "finished", wall_seconds=busy_seconds(store, run_id))
-    elif not others:
-        set_status(store, run_id, status, error=error, wall_seconds=busy_seconds(store, run_id))
-    return others
+
+    def settle() -> int:
+        finish_worker(store, worker_id, status, error=error)
+        others = live_workers(store, run_id, exclude=worker_id)
+        if status == "finished" or execution.remaining() == 0:
+            set_status(store, run_id, "finished", wall_seconds=busy_seconds(store, run_id))
+        elif not others:
+            set_status(store, run_id, run_status or status, error=error, wall_seconds=busy_seconds(store, run_id))
+        return others
+
+    try:
+        return patiently(settle, what="recording how the worker ended")
+    except StoreError:
+        if status == "finished":
+            raise
+        return 0  # the database is gone: the next worker or `advdb runs list` settles it (leases run out)

@@ -11,7 +11,7 @@ import typer
 
 from advdb import __version__
 
-from . import attack, catalogue, db, defend, export, report, retrain, runs, sql, study, transfer, ui
+from . import attack, catalogue, db, defend, docs, export, report, retrain, runs, sql, study, transfer, ui
 from .context import State
 from .errors import AdvdbGroup
 
@@ -63,6 +63,7 @@ for group in (
     catalogue.app,
     db.app,
     runs.app,
+    docs.app,
 ):
     app.add_typer(group)
 

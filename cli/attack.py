@@ -209,7 +209,7 @@ def _run(
     with context.store() as store:
         try:
             if not isinstance(work, int):
-                key = join_key or (launch.key if not plan_only else None)
+                key = launch.run_key(join_key) if not plan_only else join_key
                 run_id = run_attack(
                     store,
                     work,

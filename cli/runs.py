@@ -67,10 +67,11 @@ def runs_list(
 ) -> None:
     """List runs, newest first."""
     from advdb.store.catalogue import classifier_names
-    from advdb.store.runs import list_runs
+    from advdb.store.runs import list_runs, settle_abandoned
     from advdb.store.workers import worker_counts
 
     with context.store() as store:
+        settle_abandoned(store, list_runs(store, status="running"))  # runs whose every worker is gone
         runs = list_runs(store, kind=kind, status=status, limit=limit)
         classifiers = classifier_names(store)
         workers = worker_counts(store, [r.run_id for r in runs])
@@ -89,10 +90,11 @@ def runs_show(
     run_id: int = typer.Argument(..., help="Run id."), as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Show one run: status, counts, full configuration and versions."""
-    from advdb.store.runs import get_run, run_counts
+    from advdb.store.runs import get_run, run_counts, settle_abandoned
     from advdb.store.workers import list_workers
 
     with context.store() as store:
+        settle_abandoned(store, [get_run(store, run_id)])
         info = asdict(get_run(store, run_id))
         counts = asdict(run_counts(store, run_id))
         workers = [asdict(w) for w in list_workers(store, run_id)]

@@ -171,11 +171,3 @@ def test_wheel_is_one_package_with_the_cli_and_the_migrations(tmp_path: Path) ->
     assert "advdb/migrations/script.py.mako" in names and "advdb/analytics/sql/table1.sql" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "advdb = advdb.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
-
-
-def test_readme_cli_reference_is_in_sync() -> None:
-    from advdb.cli.reference import END, START, reference
-
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index(START) : readme.index(END) + len(END)]
-    assert section == reference(), "run: python -m advdb.cli.reference --write"

@@ -54,6 +54,53 @@ def duck_connect(backend: str | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+#: Settings of a sealed connection (:func:`sealed_connect`) that hold whatever its SQL says.
+SEALED_CONFIG: dict[str, str | bool] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_persistent_secrets": False,
+}
+
+
+def sealed_connect(
+    database: Path, attachments: dict[str, Path], *, allow_files: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection for untrusted SQL: the DuckDB file ``database`` and ``attachments`` (alias → file) read-only.
+
+    No extension is loaded and none can be (autoload and autoinstall off; ``LOAD``/``INSTALL``
+    need external access), so no scanner function (``sqlite_scan``, ``postgres_query`` …)
+    exists in it whatever the form of the call; Python objects are not scanned
+    (``python_enable_replacements``); file access is off unless ``allow_files`` (then the
+    user's files can be read and written); and the configuration is locked, so no statement
+    can undo any of it. Writes fail in the engine: every database it has is read-only (only
+    its session's own ``temp`` catalogue, in memory, takes objects). Nothing it can return
+    holds a store's password: it never attached a store. ``memory_limit`` (DuckDB's, e.g.
+    ``4GB``) caps what its queries may hold in memory.
+    """
+    ext_dir = advdb_home() / "duckdb_extensions"
+    ext_dir.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | bool | int | float | list[str]] = {**SEALED_CONFIG, "extension_directory": str(ext_dir)}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(str(database), read_only=True, config=config)
+    try:
+        for alias, path in attachments.items():
+            con.execute(f"ATTACH '{_quoted(str(path))}' AS {alias} (READ_ONLY)")
+        con.execute("SET python_enable_replacements = false")
+        if not allow_files:
+            con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _quoted(text: str) -> str:
+    return text.replace("'", "''")
+
+
 def libpq_dsn(url: URL) -> str:
     """A libpq key=value connection string for a PostgreSQL SQLAlchemy URL."""
     parts = {

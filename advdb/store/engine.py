@@ -13,8 +13,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from advdb.errors import StoreError
+from advdb.errors import StoreError, StoreUnavailable
 from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
+from advdb.store.retry import is_connection_loss
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -104,7 +105,10 @@ class Store:
         except IntegrityError:
             raise
         except DBAPIError as exc:
-            raise StoreError(f"the store {self.location.masked} failed: {_first_line(exc)}") from None
+            message = f"the store {self.location.masked} failed: {_first_line(exc)}"
+            if exc.connection_invalidated or is_connection_loss(str(exc)):
+                raise StoreUnavailable(message) from None
+            raise StoreError(message) from None
 
     def close(self) -> None:
         self.engine.dispose()

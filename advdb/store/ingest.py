@@ -15,6 +15,7 @@ here, before anything is written.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from advdb.store.duck import open_duck
 from advdb.store.location import StoreLocation
 from advdb.store.models import ROW_BLOCK_SIZE, TRAJECTORY_ROW_BLOCKS
 from advdb.store.records import utcnow
+from advdb.store.retry import gave_up, is_connection_loss, retry_seconds
+
+_DISK_FULL = re.compile(r"disk is full|no space left|could not extend|file too large|quota exceeded", re.IGNORECASE)
 
 ArrayLike = Any  # numpy array, torch tensor or list
 
@@ -133,6 +137,7 @@ class Ingestor:
     def __init__(self, location: StoreLocation) -> None:
         self.location = location
         self.con: duckdb.DuckDBPyConnection = open_duck(location, read_only=False)
+        self._broken = False
 
     def close(self) -> None:
         self.con.close()
@@ -158,26 +163,49 @@ class Ingestor:
             pass
 
     def _transaction(self, body: Any) -> None:
-        """Run ``body`` in one transaction, retrying while another writer holds the SQLite lock."""
+        """Run ``body`` in one transaction, retrying while another writer holds the SQLite lock and
+        while the database is unreachable (:mod:`advdb.store.retry`)."""
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
+        lost_since: float | None = None
         delay = 0.05
         while True:
-            self.con.execute("BEGIN")
             try:
+                if self._broken:  # the server went away: a new connection (fails again while it is away)
+                    self.con = open_duck(self.location, read_only=False)
+                    self._broken = False
+                self.con.execute("BEGIN")
                 body()
                 self.con.execute("COMMIT")
                 return
-            except duckdb.Error as exc:
-                if isinstance(exc, duckdb.FatalException):  # the connection is unusable: start afresh
-                    self.con.close()
-                    self.con = open_duck(self.location, read_only=False)
-                else:
-                    self._rollback()
-                if _is_lock_error(exc) and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-                raise
+            except (duckdb.Error, StoreError) as exc:
+                lost = is_connection_loss(str(exc))
+                if not isinstance(exc, duckdb.Error) and not lost:
+                    raise
+                self._discard(lost or isinstance(exc, duckdb.FatalException))
+                if lost:
+                    lost_since = lost_since or time.monotonic()
+                    if time.monotonic() - lost_since + delay > retry_seconds():
+                        raise gave_up("committing a batch", time.monotonic() - lost_since, exc) from None
+                elif not (_is_lock_error(exc) and time.monotonic() < deadline):
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0 if lost_since else 1.0)
+
+    def _discard(self, connection: bool) -> None:
+        """Roll back the failed transaction and, when the connection is unusable, drop it.
+
+        The rollback comes first also then: closing a connection whose PostgreSQL transaction is
+        still open rolls it back in a destructor, and the scanner's error there ends the process.
+        """
+        if self._broken:
+            return
+        self._rollback()
+        if connection:
+            try:
+                self.con.close()
+            except duckdb.Error:
+                pass
+            self._broken = True
 
     def insert(self, table: str, columns: Mapping[str, ArrayLike], *, run_id: int | None = None) -> int:
         """Insert column arrays into ``table`` in one transaction; returns the row count."""
@@ -189,6 +217,9 @@ class Ingestor:
         return int(data.num_rows)
 
     def batch_committed(self, run_id: int, batch_index: int) -> bool:
+        if self._broken:
+            self.con = open_duck(self.location, read_only=False)
+            self._broken = False
         row = self.con.execute(
             "SELECT count(*) FROM store.batches WHERE run_id = ? AND batch_index = ?", [run_id, batch_index]
         ).fetchone()
@@ -265,7 +296,13 @@ class Ingestor:
         except duckdb.Error as exc:
             if self.batch_committed(batch.run_id, batch.batch_index):
                 return False
+            first = str(exc).splitlines()[0]
+            advice = (
+                f"; nothing of the batch was recorded: free space, then `advdb attack --resume {batch.run_id}`"
+                if _DISK_FULL.search(first)
+                else ""
+            )
             raise StoreError(
-                f"committing batch {batch.batch_index} of run {batch.run_id} failed: {str(exc).splitlines()[0]}"
+                f"committing batch {batch.batch_index} of run {batch.run_id} failed: {first}{advice}"
             ) from None
         return True

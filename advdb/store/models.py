@@ -183,7 +183,10 @@ class Worker(Base):
     A worker beats its heart every few seconds (``heartbeat_at``); it is live while its
     process is (same host) or its heartbeat is younger than its lease (another host).
     ``status``: running, finished, interrupted, failed, or dead (its process ended without
-    saying so; found by the next worker on its host).
+    saying so; found by the next worker on its host). ``node`` names the kernel and pid
+    namespace it runs in and ``process_start`` its process's start time
+    (:func:`advdb.store.workers.this_process`): on the same node, pid and start time together
+    say whether the process still exists. Times are the database's clock.
     """
 
     __tablename__ = "workers"
@@ -201,6 +204,8 @@ class Worker(Base):
     heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    node: Mapped[str | None] = mapped_column(String(128))
+    process_start: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class BatchClaim(Base):

@@ -34,7 +34,7 @@ from advdb.store.models import (
     Worker,
 )
 from advdb.store.records import RunRecord, to_record, utcnow
-from advdb.store.workers import has_workers, live_workers, pid_alive
+from advdb.store.workers import has_workers, live_workers, pid_alive, reap_dead_workers
 from advdb.vocabulary import RUN_KINDS, RUN_STATUSES, check_choice
 
 
@@ -179,6 +179,29 @@ def is_live(store: Store, run: RunRecord, *, stale_after_s: float = 900.0) -> bo
         return run.pid != os.getpid() and pid_alive(run.pid)
     last = last_activity(store, run)
     return last is not None and (utcnow() - last).total_seconds() < stale_after_s
+
+
+def settle_abandoned(store: Store, runs: Iterable[RunRecord]) -> set[int]:
+    """Runs still marked running whose every worker is gone: mark those workers dead and the runs interrupted.
+
+    A worker that ends without saying so (killed, its machine lost, the database away for
+    longer than it waits) leaves its run marked running; whoever looks next settles it.
+    Returns the ids of the runs settled.
+    """
+    settled = set()
+    for run in runs:
+        if run.status != "running" or not has_workers(store, run.run_id):
+            continue
+        reap_dead_workers(store, run.run_id)
+        if live_workers(store, run.run_id) == 0:
+            set_status(
+                store,
+                run.run_id,
+                "interrupted",
+                error="abandoned: its workers stopped without saying so (killed, or lost the database)",
+            )
+            settled.add(run.run_id)
+    return settled
 
 
 def _where(store: Store, run: RunRecord) -> str:

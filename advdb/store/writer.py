@@ -14,6 +14,7 @@ exits when its stdin closes, so it never outlives a killed parent.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import queue
@@ -29,6 +30,9 @@ import numpy as np
 from advdb.errors import AdvdbError, StoreError
 from advdb.store.ingest import ArrayLike, BatchRecord, Ingestor
 from advdb.store.location import StoreLocation
+
+DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+LOST_WRITER = "the writer process stopped unexpectedly (see the messages above); resume the run with --resume"
 
 
 @dataclass
@@ -48,8 +52,9 @@ def write_artifacts(location: StoreLocation, run_id: int, payload: ArtifactPaylo
 
     paths, shas, sizes = [], [], []
     for image_id, pixels in zip(payload.image_id.tolist(), payload.pixels, strict=True):
-        rel = artifacts.relative_path(run_id, int(image_id), payload.format)
-        sha, size = artifacts.write_file(location.artifacts_dir / rel, artifacts.encode(pixels, payload.format))
+        data = artifacts.encode(pixels, payload.format)
+        rel = artifacts.relative_path(run_id, int(image_id), payload.format, artifacts.digest(data))
+        sha, size = artifacts.write_file(location.artifacts_dir / rel, data)
         paths.append(rel)
         shas.append(sha)
         sizes.append(size)
@@ -69,7 +74,16 @@ def _handle(ingestor: Ingestor, location: StoreLocation, op: str, args: Any) -> 
     if op == "commit":
         batch, payload = args
         if payload is not None:
-            batch.artifacts = write_artifacts(location, batch.run_id, payload)
+            try:
+                batch.artifacts = write_artifacts(location, batch.run_id, payload)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL:
+                    raise
+                raise StoreError(
+                    f"no room for the image files of batch {batch.batch_index} of run {batch.run_id} under "
+                    f"{location.artifacts_dir} ({os.strerror(exc.errno or 0).lower()}): nothing of the batch was "
+                    f"recorded; free space, then `advdb attack --resume {batch.run_id}`"
+                ) from None
         return ingestor.commit(batch)
     if op == "insert":
         table, columns, run_id = args
@@ -140,14 +154,15 @@ class BackgroundWriter:
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._sender = threading.Thread(target=self._send_loop, args=(location,), daemon=True, name="advdb-writer-send")
         self._receiver = threading.Thread(target=self._receive_loop, daemon=True, name="advdb-writer-receive")
-        self._sender.start()
-        self._receiver.start()
         self._seq = 0
         self._pending: set[int] = set()
         self._results: dict[int, Any] = {}
         self._error: str | None = None
+        self._lost = threading.Event()
         self._ready = False
         self._stopped = False
+        self._sender.start()
+        self._receiver.start()
 
     # --- threads -------------------------------------------------------------------------
 
@@ -178,8 +193,26 @@ class BackgroundWriter:
             try:
                 self._inbox.put(pickle.load(stdout))
             except (EOFError, OSError, pickle.UnpicklingError):
+                if not self._stopped:  # gone before it was asked to stop
+                    self._lost.set()
                 self._inbox.put(None)  # the child is gone
                 return
+
+    @property
+    def alive(self) -> bool:
+        """False once the child is gone without being asked to stop (as soon as its end of the pipe closes)."""
+        return not self._lost.is_set() and (self._stopped or self._proc.poll() is None)
+
+    def _put(self, item: Any) -> None:
+        """Queue a request, waiting for room while the child lives; a dead child is an error, not a hang."""
+        while True:
+            if self._lost.is_set() or self._proc.poll() is not None:
+                raise StoreError(LOST_WRITER)
+            try:
+                self._outbox.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     # --- protocol ------------------------------------------------------------------------
 
@@ -187,9 +220,7 @@ class BackgroundWriter:
         msg = self._inbox.get(block=block)
         if msg is None:
             self._inbox.put(None)  # keep reporting the end
-            raise StoreError(
-                "the writer process stopped unexpectedly (see the messages above); resume the run with --resume"
-            )
+            raise StoreError(LOST_WRITER)
         return msg  # type: ignore[no-any-return]
 
     def _ensure_ready(self) -> None:
@@ -225,7 +256,7 @@ class BackgroundWriter:
         self._check()
         self._seq += 1
         self._pending.add(self._seq)
-        self._outbox.put((self._seq, op, args))  # blocks while max_pending requests wait
+        self._put((self._seq, op, args))  # waits while max_pending requests wait
         return self._seq
 
     # --- API -----------------------------------------------------------------------------
@@ -258,7 +289,10 @@ class BackgroundWriter:
         if self._stopped:
             return
         self._stopped = True
-        self._outbox.put(None)
+        try:
+            self._put(None)
+        except StoreError:  # the child is gone: nothing to finish
+            pass
         try:
             self._proc.wait(timeout=300)
         except subprocess.TimeoutExpired:

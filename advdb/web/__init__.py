@@ -7,6 +7,6 @@ Every page reads through the same DuckDB query layer as ``advdb sql``
 GET requests exist, so no page or request can change the store.
 """
 
-from advdb.web.app import create_app, serve
+from advdb.web.app import UiSettings, create_app, serve
 
-__all__ = ["create_app", "serve"]
+__all__ = ["UiSettings", "create_app", "serve"]

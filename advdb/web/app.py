@@ -2,48 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from advdb.errors import AdvdbError, NotFoundError, QueryError
+from advdb.errors import AdvdbError, DataError, NotFoundError, QueryError, StoreError
 from advdb.store.location import StoreLocation
 from advdb.vocabulary import parse_run_ids
 from advdb.web import figures, views
-from advdb.web.reader import StoreReader
+from advdb.web.guard import Access, Guard
+from advdb.web.reader import DEFAULT_MEMORY_LIMIT, StoreReader
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 TEMPLATES.env.filters["cell"] = views.cell
 SQL_ROW_LIMIT = 1000
 
+SQL_WORKERS = 4  # SQL-box queries at once; more wait their turn without holding up the pages
+
 Handler = Callable[[Request], Response]
 
 
-def create_app(location: StoreLocation) -> Starlette:
-    """The app over the store at ``location`` (its schema checked by the caller)."""
-    reader = StoreReader(location)
+@dataclass(frozen=True)
+class UiSettings:
+    """How ``advdb ui`` serves: where, who may ask (:class:`advdb.web.guard.Access`), and the SQL box's limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    allowed_hosts: Sequence[str] = ()
+    query_timeout: float = 10.0
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT
+
+
+def status_of(exc: AdvdbError) -> int:
+    """The HTTP status of a library error: 404 not found, 409 a changed file, 503 the store unreachable, else 400."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, DataError):
+        return 409
+    return 503 if isinstance(exc, StoreError) else 400
+
+
+def create_app(location: StoreLocation, settings: UiSettings | None = None) -> Starlette:
+    """The app over the store at ``location`` (its schema checked by the caller).
+
+    With ``settings`` (what :func:`serve` passes), requests pass the Host and token checks of
+    :mod:`advdb.web.guard`; without, the app is for an in-process client (nothing listens).
+    """
+    config = settings or UiSettings()
+    reader = StoreReader(location, query_timeout=config.query_timeout, memory_limit=config.memory_limit)
     reports = views.ReportCache()
+    images = views.ImageCache()
+    pool = ThreadPoolExecutor(SQL_WORKERS, thread_name_prefix="advdb-sql")
 
     def page(fn: Callable[[Request, StoreReader], tuple[str, dict[str, Any]]]) -> Handler:
         def handler(request: Request) -> Response:
             try:
                 template, context = fn(request, reader)
             except AdvdbError as exc:
-                status = 404 if isinstance(exc, NotFoundError) else 400
-                template, context = "error.html", {"message": str(exc), "status": status}
-                return _render(request, template, context, reader, status=status)
+                return _error(request, exc, reader)
             return _render(request, template, context, reader)
 
         return handler
+
+    async def sql_route(request: Request) -> Response:
+        """The SQL box: the query on the SQL pool (a slow one never holds a page thread), the page after."""
+        text = request.query_params.get("q", "").strip()
+        try:
+            context = await asyncio.wrap_future(pool.submit(sql_context, reader, text))
+        except AdvdbError as exc:
+            context = {"q": text, "columns": [], "rows": [], "more": False, "error": str(exc)}
+            return await run_in_threadpool(_render, request, "sql.html", context, reader, status_of(exc))
+        return await run_in_threadpool(_render, request, "sql.html", context, reader)
 
     routes = [
         Route("/", page(runs_page), methods=["GET"]),
@@ -54,8 +97,8 @@ def create_app(location: StoreLocation) -> Starlette:
         Route("/reports/{name}.png", lambda r: report_figure(r, reader, reports), methods=["GET"]),
         Route("/reports/{name}/notes", lambda r: report_notes(r, reader, reports), methods=["GET"]),
         Route("/reports/{name}", page(functools.partial(report_page, reports=reports)), methods=["GET"]),
-        Route("/sql", page(sql_page), methods=["GET"]),
-        Route("/image/{run_id:int}/{image_id:int}/{which}.png", lambda r: image(r, reader), methods=["GET"]),
+        Route("/sql", sql_route, methods=["GET"]),
+        Route("/image/{run_id:int}/{image_id:int}/{which}.png", lambda r: image(r, reader, images), methods=["GET"]),
         Route("/api/version", lambda r: JSONResponse({"version": reader.version()}), methods=["GET"]),
         Route("/static/plotly.js", plotly_js, methods=["GET"]),
     ]
@@ -63,11 +106,29 @@ def create_app(location: StoreLocation) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        reader.interrupt()
+        pool.shutdown(wait=False, cancel_futures=True)
         reader.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    if settings is not None:
+        app.add_middleware(
+            Guard, access=Access.for_host(settings.host, token=settings.token, allowed_hosts=settings.allowed_hosts)
+        )
     app.state.reader = reader
+    app.state.images = images
     return app
+
+
+def _error(request: Request, exc: AdvdbError, reader: StoreReader) -> Response:
+    status = status_of(exc)
+    context = {"message": str(exc), "status": status}
+    try:
+        return _render(request, "error.html", context, reader, status=status)
+    except StoreError:  # the store went away meanwhile: the page without its version
+        return TEMPLATES.TemplateResponse(
+            request, "error.html", {**context, "store": reader.location.masked, "version": ""}, status_code=status
+        )
 
 
 def _render(
@@ -219,31 +280,28 @@ def report_notes(request: Request, reader: StoreReader, reports: views.ReportCac
         return JSONResponse({"notes": [str(exc)]}, status_code=404)
 
 
-def sql_page(request: Request, reader: StoreReader) -> tuple[str, dict[str, Any]]:
-    text = request.query_params.get("q", "").strip()
-    context: dict[str, Any] = {"q": text, "columns": [], "rows": [], "more": 0}
+def sql_context(reader: StoreReader, text: str) -> dict[str, Any]:
+    """The SQL box's page: the first :data:`SQL_ROW_LIMIT` rows (DuckDB stops there), and whether there were more."""
+    context: dict[str, Any] = {"q": text, "columns": [], "rows": [], "more": False}
     if text:
-        table = reader.sql(text)
-        context.update(
-            columns=table.column_names,
-            rows=table.slice(0, SQL_ROW_LIMIT).to_pylist(),
-            more=max(table.num_rows - SQL_ROW_LIMIT, 0),
-        )
-    return "sql.html", context
+        result = reader.sql_box(text, limit=SQL_ROW_LIMIT)
+        context.update(columns=result.table.column_names, rows=result.table.to_pylist(), more=result.more)
+    return context
 
 
-def image(request: Request, reader: StoreReader) -> Response:
-    """An attacked image as PNG: ``genuine``, ``adversarial`` or their ``difference`` (rescaled)."""
+def image(request: Request, reader: StoreReader, images: views.ImageCache) -> Response:
+    """An attacked image as PNG: ``genuine``, ``adversarial`` or their ``difference`` (rescaled);
+    an adversarial file whose sha256 is not the stored one is refused (409)."""
     try:
-        png = views.image_png(
+        png = images.png(
             reader,
             int(request.path_params["run_id"]),
             int(request.path_params["image_id"]),
             request.path_params["which"],
         )
     except AdvdbError as exc:
-        return Response(str(exc), status_code=404, media_type="text/plain")
-    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+        return Response(str(exc), status_code=status_of(exc), media_type="text/plain")
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -257,8 +315,19 @@ def plotly_js(request: Request) -> Response:
     return Response(_plotly_js(), media_type="application/javascript", headers={"Cache-Control": "max-age=86400"})
 
 
-def serve(location: StoreLocation, *, host: str = "127.0.0.1", port: int = 8765) -> None:
-    """Serve the app until Ctrl-C."""
+def serve(location: StoreLocation, settings: UiSettings) -> None:
+    """Serve the app until Ctrl-C or SIGTERM, which stop it at once: running queries are interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(location), host=host, port=port, log_level="warning")
+    app = create_app(location, settings)
+    reader: StoreReader = app.state.reader
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            reader.interrupt()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="warning", timeout_graceful_shutdown=3
+    )
+    Server(config).run()

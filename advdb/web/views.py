@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from advdb import formatting
-from advdb.errors import ConfigError, NotFoundError
+from advdb.errors import ConfigError, DataError, NotFoundError
 from advdb.web.reader import StoreReader
 
 RUN_FILTERS = ("kind", "status", "loss", "mode", "model")
@@ -191,26 +191,95 @@ def _build_report(reader: StoreReader, name: str) -> BuiltReport:
     return BuiltReport(REPORTS[name].title, report.kind, list(columns), [list(r) for r in rows], png, output.notes)
 
 
-def image_png(reader: StoreReader, run_id: int, image_id: int, which: str) -> bytes:
-    """PNG of an attacked image: genuine, adversarial, or the difference rescaled around mid-grey."""
+class ImageCache:
+    """Attacked images as PNG, the last ``size`` of them kept; genuine images kept per data set
+    and index, so a request never rebuilds the data set.
+
+    Every request for an adversarial image or a difference hashes its file first and refuses
+    it (a DataError) when the sha256 is not the one the store recorded, cached or not.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._pngs: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._genuine: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def png(self, reader: StoreReader, run_id: int, image_id: int, which: str) -> bytes:
+        """PNG of an attacked image: genuine, adversarial, or the difference rescaled around mid-grey."""
+        if which not in ("genuine", "adversarial", "difference"):
+            raise NotFoundError(f"no image {which!r}: genuine, adversarial or difference")
+        info = one(reader.query("ui_image", run=run_id, image=image_id), f"no image {image_id} in run {run_id}")
+        path = None
+        if which != "genuine":
+            path = _checked_artifact(reader, run_id, image_id, info)
+        shape = as_json(info["image_shape"]) or [None]
+        key = (
+            which,
+            info["dataset_kind"],
+            info["dataset"],
+            info["dataset_root"],
+            info["idx"],
+            shape[-1],
+            path,
+            info["sha256"],
+        )
+        with self._lock:
+            if key in self._pngs:
+                self._pngs.move_to_end(key)
+                self.hits += 1
+                return self._pngs[key]
+        png = _encode_png(self._pixels(info, shape[-1], which, path))
+        with self._lock:
+            self._pngs[key] = png
+            while len(self._pngs) > self.size:
+                self._pngs.popitem(last=False)
+        return png
+
+    def _pixels(self, info: dict[str, Any], size: int | None, which: str, path: Any) -> np.ndarray:
+        from advdb import artifacts
+        from advdb.analytics.images import genuine_images
+
+        gkey = (info["dataset_kind"], info["dataset"], info["dataset_root"], info["idx"], size)
+        with self._lock:
+            genuine = self._genuine.get(gkey)
+        if genuine is None:
+            genuine = genuine_images(
+                info["dataset_kind"], info["dataset"], info["dataset_root"], [info["idx"]], image_size=size
+            )[0]
+            with self._lock:
+                self._genuine[gkey] = genuine
+                while len(self._genuine) > self.size:
+                    self._genuine.popitem(last=False)
+        if which == "genuine":
+            return np.asarray(genuine)
+        adv = artifacts.load(path, expected_sha256=info["sha256"])  # checked again: it may change meanwhile
+        return adv if which == "adversarial" else _rescaled(adv.astype(np.float32) - genuine.astype(np.float32))
+
+
+def _checked_artifact(reader: StoreReader, run_id: int, image_id: int, info: dict[str, Any]) -> Any:
+    """The adversarial file's path, after checking its sha256 against the store's."""
+    from advdb import artifacts
+
+    if info["path"] is None:
+        raise NotFoundError(f"run {run_id} stored no image file for image {image_id}")
+    path = reader.location.artifacts_dir / info["path"]
+    if not path.is_file():
+        raise NotFoundError(
+            f"the adversarial image file of image {image_id} in run {run_id} is missing ({info['path']})"
+        )
+    if artifacts.sha256_of(path) != info["sha256"]:
+        raise DataError(
+            f"the adversarial image file of image {image_id} in run {run_id} has changed since it was stored "
+            f"(sha256 mismatch): it is not shown ({info['path']})"
+        )
+    return path
+
+
+def _encode_png(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
-    from advdb import artifacts
-    from advdb.analytics.images import genuine_images
-
-    if which not in ("genuine", "adversarial", "difference"):
-        raise NotFoundError(f"no image {which!r}: genuine, adversarial or difference")
-    info = one(reader.query("ui_image", run=run_id, image=image_id), f"no image {image_id} in run {run_id}")
-    shape = as_json(info["image_shape"]) or [None]
-    genuine = genuine_images(
-        info["dataset_kind"], info["dataset"], info["dataset_root"], [info["idx"]], image_size=shape[-1]
-    )[0]
-    pixels = genuine
-    if which != "genuine":
-        if info["path"] is None:
-            raise NotFoundError(f"run {run_id} stored no image file for image {image_id}")
-        adv = artifacts.load(reader.location.artifacts_dir / info["path"], expected_sha256=info["sha256"])
-        pixels = adv if which == "adversarial" else _rescaled(adv.astype(np.float32) - genuine.astype(np.float32))
     arr = np.clip(np.asarray(pixels, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8).transpose(1, 2, 0)
     im = Image.fromarray(arr[:, :, 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
     buf = io.BytesIO()
