@@ -104,6 +104,9 @@ def _quantize(x: torch.Tensor) -> torch.Tensor:
     return (x * 255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
+SETTLE_RETRY_SECONDS = 20.0
+
+
 def batch_seed(seed: int, batch_index: int) -> int:
     """The torch seed of one batch: the same whichever worker attacks it, in whatever order."""
     return int(np.random.SeedSequence([seed, batch_index]).generate_state(1)[0])
@@ -310,8 +313,8 @@ def _end_worker(
             set_status(store, run_id, run_status or status, error=error, wall_seconds=busy_seconds(store, run_id))
         return others
 
-    try:
-        return patiently(settle, what="recording how the worker ended")
+    try:  # briefly: a worker that fails for want of a database has waited for it already
+        return patiently(settle, what="recording how the worker ended", seconds=SETTLE_RETRY_SECONDS)
     except StoreError:
         if status == "finished":
             raise

@@ -127,6 +127,9 @@ def runs_show(
 def runs_delete(
     run_id: int = typer.Argument(..., help="Run id."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete it even while a live process works on it (that process then fails)."
+    ),
 ) -> None:
     """Delete a run: its rows in every table and its adversarial image files."""
     from advdb.store.runs import delete_run, get_run, run_counts
@@ -143,5 +146,5 @@ def runs_delete(
                 abort=True,
                 err=True,
             )
-        n = delete_run(store, run_id)
+        n = delete_run(store, run_id, force=force)
     render.console.print(f"deleted run {run_id} ({n:,} rows)")

@@ -4,6 +4,8 @@ Both backends."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import random
@@ -242,10 +244,16 @@ def test_concurrent_attack_processes_while_querying(store_url: str, tmp_path: Pa
         )
         for i, loss in enumerate(("ce", "ce-sign", "logit", "m-logit"))
     ]
-    queries = 0
+    queries, seen = 0, {}  # run id → trajectory rows at the last query
+    sql = "SELECT run_id, count(*) AS n FROM trajectory GROUP BY run_id ORDER BY run_id"
     while any(p.poll() is None for p in procs):
-        res = advdb(store_url, "sql", "SELECT count(*) AS n FROM trajectory", "--format", "csv", cwd=tmp_path)
+        res = advdb(store_url, "sql", sql, "--format", "csv", cwd=tmp_path)
         assert res.returncode == 0, res.stderr
+        now = {int(r["run_id"]): int(r["n"]) for r in csv.DictReader(io.StringIO(res.stdout))}
+        # a reader sees whole batches only, and never fewer rows than before
+        assert all(k % (8 * (T + 1)) == 0 and 0 < k <= n * (T + 1) for k in now.values()), now
+        assert all(now.get(r, 0) >= k for r, k in seen.items()), (seen, now)
+        seen = now
         queries += 1
     run_ids = []
     for p in procs:

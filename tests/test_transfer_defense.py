@@ -23,6 +23,7 @@ from advdb.store.runs import delete_run, get_run, list_runs
 from advdb.transfer import TransferSpec, resume_transfer, run_transfer
 from advdb.transforms import create_transform, list_transforms
 from advdb.vocabulary import TRANSFORMS
+from test_findings import check_comparisons
 
 
 def _attack(store, loss: str, mode: str) -> int:  # noqa: ANN001
@@ -243,5 +244,6 @@ def test_reports_and_findings_from_a_small_store(tmp_path: Path) -> None:
     seven, eight = findings[6:]
     assert seven.verdict in ("agrees", "differs", "inconclusive") and "digits-mlp" in seven.measured
     assert eight.verdict in ("agrees", "differs", "inconclusive") and "jpeg" in eight.measured
+    check_comparisons([seven, eight])  # each judged in the claim's direction (CE below the logit sources)
     assert all("[" in c for c in seven.comparisons + eight.comparisons)
     assert np.isfinite([float(c.split(": ")[1].split(" ")[0]) for c in seven.comparisons]).all()

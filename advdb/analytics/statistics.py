@@ -104,7 +104,9 @@ def proportion(p: float, n: int) -> Estimate:
     z = float(norm.ppf(0.5 + CONFIDENCE / 2))
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+    lo = 0.0 if p == 0 else max(0.0, centre - half)  # exactly: centre − half rounds to 4e-19 at p = 0
+    hi = 1.0 if p == 1 else min(1.0, centre + half)
+    return Estimate(p, lo, hi, n)
 
 
 def judge(estimate: Estimate, *, above: float | None = None, below: float | None = None) -> str:

@@ -138,6 +138,7 @@ class Ingestor:
         self.location = location
         self.con: duckdb.DuckDBPyConnection = open_duck(location, read_only=False)
         self._broken = False
+        self._lost_since: float | None = None  # when the database stopped answering, until a commit succeeds
 
     def close(self) -> None:
         self.con.close()
@@ -166,7 +167,6 @@ class Ingestor:
         """Run ``body`` in one transaction, retrying while another writer holds the SQLite lock and
         while the database is unreachable (:mod:`advdb.store.retry`)."""
         deadline = time.monotonic() + LOCK_RETRY_SECONDS
-        lost_since: float | None = None
         delay = 0.05
         while True:
             try:
@@ -176,20 +176,21 @@ class Ingestor:
                 self.con.execute("BEGIN")
                 body()
                 self.con.execute("COMMIT")
+                self._lost_since = None
                 return
             except (duckdb.Error, StoreError) as exc:
                 lost = is_connection_loss(str(exc))
                 if not isinstance(exc, duckdb.Error) and not lost:
                     raise
                 self._discard(lost or isinstance(exc, duckdb.FatalException))
-                if lost:
-                    lost_since = lost_since or time.monotonic()
-                    if time.monotonic() - lost_since + delay > retry_seconds():
-                        raise gave_up("committing a batch", time.monotonic() - lost_since, exc) from None
+                if lost:  # the wait counts from the first loss, across batches: the queue behind gives up at once
+                    self._lost_since = self._lost_since or time.monotonic()
+                    if time.monotonic() - self._lost_since + delay > retry_seconds():
+                        raise gave_up("committing a batch", time.monotonic() - self._lost_since, exc) from None
                 elif not (_is_lock_error(exc) and time.monotonic() < deadline):
                     raise
             time.sleep(delay)
-            delay = min(delay * 2, 5.0 if lost_since else 1.0)
+            delay = min(delay * 2, 5.0 if self._lost_since else 1.0)
 
     def _discard(self, connection: bool) -> None:
         """Roll back the failed transaction and, when the connection is unusable, drop it.
