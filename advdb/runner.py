@@ -34,6 +34,7 @@ from advdb.store.catalogue import get_classifier, register_classifier, register_
 from advdb.store.engine import Store
 from advdb.store.lifecycle import sigterm_interrupts
 from advdb.store.records import RunRecord, utcnow
+from advdb.store.retry import retry_seconds
 from advdb.store.runs import (
     create_keyed_run,
     create_run,
@@ -143,6 +144,7 @@ def run_attack(
     """
     attack = spec.validate()
     options = _with_start(options)
+    store.patience = retry_seconds()  # a worker waits out a database that goes away (advdb.store.retry)
     device = resolve_device(spec.device)
     if join_key is not None and not creates_run:  # start the writer and load while the creator plans, then join
         with _writing(store, spec, writer) as w:
@@ -338,6 +340,7 @@ def join_attack(
     if run.status == "finished":
         return run_id
     options = _with_start(options)
+    store.patience = retry_seconds()  # a worker waits out a database that goes away (advdb.store.retry)
     spec = AttackSpec.from_config(run.config)
     if device is not None:
         spec.device = device

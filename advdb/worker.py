@@ -285,7 +285,7 @@ def work(store: Store, writer: BackgroundWriter, execution: Execution, *, device
         )
         if lost and isinstance(exc, StoreError):
             raise StoreError(
-                f"the writer process of run {run_id} ended unexpectedly (killed? out of memory?); committed batches "
+                f"the writer process of run {run_id} ended unexpectedly ({writer.how_it_ended()}); committed batches "
                 f"are kept: resume with `advdb attack --resume {run_id}`"
             ) from None
         raise

@@ -85,8 +85,26 @@ class Store:
     engine: Engine
     _sessions: sessionmaker[Session] = field(init=False, repr=False)
 
+    # How long a session waits for a database that refuses connections (a failover, a restart)
+    # before it fails; 0 (interactive commands) fails at once. Workers set it (advdb.store.retry).
+    patience: float = 0.0
+
     def __post_init__(self) -> None:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _wait_for_connection(self) -> None:
+        """With :attr:`patience`, wait until the database accepts a connection (nothing has run yet)."""
+        start, delay = time.monotonic(), 0.25
+        while True:
+            try:
+                with self.engine.connect():
+                    return
+            except DBAPIError as exc:
+                lost = exc.connection_invalidated or is_connection_loss(str(exc))
+                if not lost or time.monotonic() - start + delay > self.patience:
+                    return  # the session below reports it
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     @property
     def backend(self) -> str:
@@ -99,6 +117,8 @@ class Store:
         A database failure (a damaged file, a lost server, a read-only file) is a one-line
         :class:`StoreError`; integrity errors stay as they are for the caller to handle.
         """
+        if self.patience > 0 and self.backend == "postgresql":
+            self._wait_for_connection()
         try:
             with self._sessions.begin() as s:
                 yield s

@@ -125,6 +125,22 @@ class BatchRecord:
         return len(self.samples["image_id"])
 
 
+def _open_patiently(location: StoreLocation) -> duckdb.DuckDBPyConnection:
+    """The store attached read-write, waiting while its database refuses connections (:mod:`advdb.store.retry`)."""
+    start, delay = time.monotonic(), 0.25
+    while True:
+        try:
+            return open_duck(location, read_only=False)
+        except (duckdb.Error, StoreError) as exc:
+            waited = time.monotonic() - start
+            if not is_connection_loss(str(exc)):
+                raise
+            if waited + delay > retry_seconds():
+                raise gave_up("attaching the store", waited, exc) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 class Ingestor:
     """A DuckDB connection with the store attached read-write, for bulk commits.
 
@@ -136,7 +152,7 @@ class Ingestor:
 
     def __init__(self, location: StoreLocation) -> None:
         self.location = location
-        self.con: duckdb.DuckDBPyConnection = open_duck(location, read_only=False)
+        self.con: duckdb.DuckDBPyConnection = _open_patiently(location)
         self._broken = False
         self._lost_since: float | None = None  # when the database stopped answering, until a commit succeeds
 

@@ -18,6 +18,7 @@ import errno
 import os
 import pickle
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -145,7 +146,7 @@ class BackgroundWriter:
 
     def __init__(self, location: StoreLocation, *, max_pending: int = 2) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from advdb.store.writer import serve; serve()"],
+            [sys.executable, "-X", "faulthandler", "-c", "from advdb.store.writer import serve; serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,
@@ -193,10 +194,23 @@ class BackgroundWriter:
             try:
                 self._inbox.put(pickle.load(stdout))
             except (EOFError, OSError, pickle.UnpicklingError):
-                if not self._stopped:  # gone before it was asked to stop
+                if self._ready and not self._stopped:  # gone while at work, before it was asked to stop
                     self._lost.set()
                 self._inbox.put(None)  # the child is gone
                 return
+
+    def how_it_ended(self) -> str:
+        """The child's end as people read it: an exit status or the signal that killed it."""
+        try:
+            code = self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "it stopped answering"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit status {code}"
 
     @property
     def alive(self) -> bool:
