@@ -26,7 +26,7 @@ import pytest
 
 from advdb.errors import StoreError
 from advdb.store import open_store
-from advdb.store.workers import committed_batches
+from advdb.store.workers import committed_batches, list_workers
 from test_scale_out import BASE, advdb, check_complete, env_for, q, run_rows, single_process_reference, start, workers
 
 ONE_LINE = "Traceback"
@@ -303,7 +303,7 @@ def test_postgres_stopped_for_30_s_under_four_workers_finishes_exactly_once(
     private_pg: PrivateServer, tmp_path: Path
 ) -> None:
     url = private_pg.url
-    n, batch, iterations = 96, 4, 30
+    n, batch, iterations = 128, 4, 30
     args = [*BASE, "-n", str(n), "--batch-size", str(batch), "-T", str(iterations)]
     planned = advdb(url, *args, "--plan-only", "--json", cwd=tmp_path)
     assert planned.returncode == 0, planned.stderr
@@ -311,8 +311,8 @@ def test_postgres_stopped_for_30_s_under_four_workers_finishes_exactly_once(
     procs = [
         start(url, "attack", "--join", str(run_id), "--lease", "10", "--json", cwd=tmp_path / f"w{k}") for k in range(4)
     ]
-    with open_store(url) as store:
-        wait_for(lambda: len(committed_batches(store, run_id)) >= 2, 300, "the first batches", step=0.05)
+    with open_store(url) as store:  # every worker registered: past its start-up, at work
+        wait_for(lambda: len(list_workers(store, run_id)) == 4, 300, "four workers at work", step=0.05)
         assert len(committed_batches(store, run_id)) < n // batch - 4  # the outage comes mid-run
     private_pg.stop()
     time.sleep(30)
