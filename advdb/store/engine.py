@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from advdb.errors import StoreError, StoreUnavailable
 from advdb.store.location import SQLITE_BUSY_TIMEOUT_MS, StoreLocation
-from advdb.store.retry import is_connection_loss
+from advdb.store.retry import is_connection_loss, patiently
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -94,17 +94,20 @@ class Store:
 
     def _wait_for_connection(self) -> None:
         """With :attr:`patience`, wait until the database accepts a connection (nothing has run yet)."""
-        start, delay = time.monotonic(), 0.25
-        while True:
+
+        def connect() -> None:
             try:
                 with self.engine.connect():
                     return
             except DBAPIError as exc:
-                lost = exc.connection_invalidated or is_connection_loss(str(exc))
-                if not lost or time.monotonic() - start + delay > self.patience:
-                    return  # the session below reports it
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                if exc.connection_invalidated or is_connection_loss(str(exc)):
+                    raise StoreUnavailable(_first_line(exc)) from None
+                # any other failure: the session below reports it
+
+        try:
+            patiently(connect, what="connecting", seconds=self.patience)
+        except StoreError:
+            pass  # still away: the session below reports it
 
     @property
     def backend(self) -> str:

@@ -25,13 +25,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from advdb.errors import StoreError
+from advdb.errors import StoreError, StoreUnavailable
 from advdb.store.columns import ARTIFACT_COLUMNS, SAMPLE_COLUMNS, TRAJECTORY_COLUMNS
 from advdb.store.duck import open_duck
 from advdb.store.location import StoreLocation
 from advdb.store.models import ROW_BLOCK_SIZE, TRAJECTORY_ROW_BLOCKS
 from advdb.store.records import utcnow
-from advdb.store.retry import gave_up, is_connection_loss, retry_seconds
+from advdb.store.retry import gave_up, is_connection_loss, patiently, retry_seconds
 
 _DISK_FULL = re.compile(r"disk is full|no space left|could not extend|file too large|quota exceeded", re.IGNORECASE)
 
@@ -127,18 +127,16 @@ class BatchRecord:
 
 def _open_patiently(location: StoreLocation) -> duckdb.DuckDBPyConnection:
     """The store attached read-write, waiting while its database refuses connections (:mod:`advdb.store.retry`)."""
-    start, delay = time.monotonic(), 0.25
-    while True:
+
+    def attach() -> duckdb.DuckDBPyConnection:
         try:
             return open_duck(location, read_only=False)
         except (duckdb.Error, StoreError) as exc:
-            waited = time.monotonic() - start
-            if not is_connection_loss(str(exc)):
-                raise
-            if waited + delay > retry_seconds():
-                raise gave_up("attaching the store", waited, exc) from None
-        time.sleep(delay)
-        delay = min(delay * 2, 5.0)
+            if is_connection_loss(str(exc)):
+                raise StoreUnavailable(str(exc)) from None
+            raise
+
+    return patiently(attach, what="attaching the store")
 
 
 class Ingestor:
