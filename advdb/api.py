@@ -26,7 +26,7 @@ functions that compute load it when called.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from advdb.analytics.query import QuerySession
 from advdb.errors import ConfigError
+from advdb.plugins import plugin_names
 from advdb.store import open_store
 from advdb.store.columns import SAMPLE_COLUMNS, TRAJECTORY_COLUMNS
 from advdb.store.engine import Store as SQLStore
@@ -355,7 +356,7 @@ _RUN_FILTERS = {
     "kind": ("r.kind", RUN_KINDS, "run kind"),
     "status": ("r.status", RUN_STATUSES, "run status"),
     "attack": ("r.attack", None, ""),
-    "loss": ("r.loss", SOURCES, "loss"),
+    "loss": ("r.loss", plugin_names("loss", SOURCES), "loss"),
     "mode": ("r.mode", MODES, "mode"),
     "model": ("c.name", None, ""),
     "dataset": ("d.name", None, ""),
@@ -403,8 +404,8 @@ def _store_of(store: Store | str | os.PathLike[str] | None) -> Store:
 #: The options that take one of a few values, in the order they are checked: (name, choices,
 #: the option that names them in an error, whether None means "not given").
 _CHOICES: tuple[tuple[str, Sequence[str], str, bool], ...] = (
-    ("attack", ATTACKS, "--attack", False),
-    ("loss", SOURCES, "--loss", True),
+    ("attack", plugin_names("attack", ATTACKS), "--attack", False),
+    ("loss", plugin_names("loss", SOURCES), "--loss", True),
     ("mode", MODES, "--mode", True),
     ("targets", TARGET_RULES, "--targets", False),
     ("image_format", IMAGE_FORMATS, "--image-format", False),
@@ -433,6 +434,8 @@ _HYPERPARAMETERS: tuple[str, ...] = (
 _NUMBERS = {"alpha": "--alpha", "tau": "--tau", "epsilon": "--epsilon", "c_init": "--c-init", "lr": "--lr"}
 #: Parameters of the functions below that are not fields of their specifications.
 _NOT_FIELDS = ("sources", "store", "progress", "sweep")
+#: Where ``params`` (``--param key=value``) go for the unified iteration: to its source.
+_SOURCE_PARAMS = "loss_params"
 
 
 def _choice(value: str, choices: Sequence[str], option: str) -> str:
@@ -481,32 +484,48 @@ def _running(
         return get_run(sql, run(sql, spec, progress=progress))
 
 
-def attack_params(attack: str, given: dict[str, Any]) -> dict[str, Any]:
+def attack_params(attack: str, given: dict[str, Any], params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The hyperparameters given (``None`` = not given), checked against the attack, as ``advdb attack``
-    checks them: the unified iteration gets the default source; the others refuse its options."""
-    params = {k: v for k, v in given.items() if v is not None}
+    checks them: the unified iteration gets the default source; the others refuse its options.
+
+    ``params`` (``--param key=value``; strings are read as the declared types) are the source's
+    hyperparameters for the unified iteration and the attack's own for the others (a plugin's):
+    an unknown key, a wrong type or a non-finite number is one ConfigError line.
+    """
+    params_given = {k: v for k, v in given.items() if v is not None}
     if attack == "unified":
-        params.setdefault("loss", DEFAULT_SOURCE)
-        if "norm" in params:
-            params["norm"] = parse_norm(params["norm"])
-        return params
-    wrong = [f"--{k}" for k in UNIFIED_ONLY if k in params]
+        params_given.setdefault("loss", DEFAULT_SOURCE)
+        if "norm" in params_given:
+            params_given["norm"] = parse_norm(params_given["norm"])
+        if params:
+            from advdb.attacks.sources import check_source_params
+
+            params_given[_SOURCE_PARAMS] = check_source_params(params_given["loss"], params)
+        return params_given
+    wrong = [f"--{k}" for k in UNIFIED_ONLY if k in params_given]
     if wrong:
         raise ConfigError(f"{', '.join(wrong)} {'applies' if len(wrong) == 1 else 'apply'} only to --attack unified")
-    return params
+    if params:
+        from advdb.attacks.factory import attack_class
+        from advdb.registry import check_params
+
+        params_given.update(check_params(attack_class(attack), params, what="attack", name=attack))
+    return params_given
 
 
 def attack_spec(**options: Any) -> AttackSpec:
     """The specification of an attack run from the options of :func:`attack` (those of ``advdb
-    attack`` by their Python names; numbers may be fractions such as ``"1/255"``), checked as
+    attack`` by their Python names; numbers may be fractions such as ``"1/255"``; ``params`` the
+    hyperparameters of the source or attack, as ``--param key=value`` gives them), checked as
     ``advdb attack`` checks them: the one builder of both."""
     from advdb.spec import AttackSpec
 
     fields = _checked(options)
     attack = fields.pop("attack", "unified")
+    params = fields.pop("params", None)
     given = {name: fields.pop(name, None) for name in _HYPERPARAMETERS}
     given.update((name, _number(given[name], option)) for name, option in _NUMBERS.items())
-    return AttackSpec(attack=attack, params=attack_params(attack, given), **fields)
+    return AttackSpec(attack=attack, params=attack_params(attack, given, params), **fields)
 
 
 def attack(
@@ -528,6 +547,7 @@ def attack(
     abort_early: bool | None = None,
     early_stop: bool | None = None,
     check_every: int | None = None,
+    params: Mapping[str, Any] | None = None,
     model: str = "digits-cnn",
     weights: str | None = None,
     dataset: str | None = None,
@@ -547,7 +567,11 @@ def attack(
     progress: AttackProgress | None = None,
 ) -> RunRecord:
     """Run a targeted attack and record every image's trajectory (``advdb attack``, same options:
-    ``--c-init`` is ``c_init``, …; numbers may be fractions such as ``"1/255"``); returns the run."""
+    ``--c-init`` is ``c_init``, …; numbers may be fractions such as ``"1/255"``); returns the run.
+
+    ``loss`` and ``attack`` may name a plugin's (:mod:`advdb.plugins`); ``params`` are the
+    hyperparameters of the source (unified) or of the attack (``--param key=value``), e.g.
+    ``advdb.attack(loss="m-logit", params={"kappa": 2.0})``."""
     spec = attack_spec(**_fields(locals()))
     from advdb.runner import run_attack
 
@@ -594,6 +618,7 @@ def defense_spec(
     from advdb.defenses import DefenseSpec
 
     fields = _checked(options)
+    fields["params"] = dict(fields.get("params") or {})
     return DefenseSpec(
         sources=_sources(sources), strengths=[_number(s, "--strength") or 0.0 for s in strengths or ()], **fields
     )
@@ -605,6 +630,7 @@ def defend(
     store: Store | str | os.PathLike[str] | None = None,
     transform: str = "jpeg",
     strengths: Sequence[Number] | None = None,
+    params: Mapping[str, Any] | None = None,
     n: int | None = None,
     batch_size: int = 256,
     device: str = "auto",
@@ -614,7 +640,8 @@ def defend(
     progress: AttackProgress | None = None,
 ) -> RunRecord:
     """Transform the stored adversarial images of ``sources`` (and their genuine originals) at each
-    strength and classify them again (``advdb defend``, same options); returns the defense run."""
+    strength and classify them again (``advdb defend``, same options; ``params`` are the transform's
+    hyperparameters, ``--param key=value``, a plugin's); returns the defense run."""
     spec = defense_spec(sources, **_fields(locals()))
     from advdb.defenses import run_defense
 

@@ -32,12 +32,13 @@ from advdb.evaluation import (
 )
 from advdb.execution import prepare
 from advdb.models.classifiers import LoadedClassifier
+from advdb.plugins import versions_of
 from advdb.progress import AttackProgress
 from advdb.store.catalogue import image_indices
 from advdb.store.engine import Store
 from advdb.store.records import AttackedImageRecord
 from advdb.store.runs import resumable_run, set_status
-from advdb.transforms import Transform, create_transform
+from advdb.transforms import Transform, check_transform_params, create_transform
 
 
 @dataclass(kw_only=True)
@@ -46,10 +47,12 @@ class DefenseSpec(EvaluationFields):
 
     transform: str = "jpeg"
     strengths: list[float] = field(default_factory=list)  # empty: the transformation's default sweep
+    params: dict[str, Any] = field(default_factory=dict)  # the transformation's hyperparameters (a plugin's)
 
     def validate(self) -> Transform:
         self.check_common()
-        t = create_transform(self.transform)
+        self.params = check_transform_params(self.transform, self.params)
+        t = create_transform(self.transform, **self.params)
         self.strengths = t.check(self.strengths or list(t.default_strengths))
         return t
 
@@ -154,6 +157,7 @@ def run_defense(store: Store, spec: DefenseSpec, *, progress: AttackProgress | N
         n_images=len(loaded.images),
         classifier_id=loaded.classifier_id,
         dataset_id=loaded.dataset_id,
+        versions=versions_of({"transform": spec.transform}),  # a plugin's distribution and version
     )
     return _evaluate(store, run_id, spec, loaded, 0.0, progress)
 

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from advdb.artifacts import check_format
-from advdb.attacks.stats import COL, StatsBuffer, prediction, yt_mask
+from advdb.attacks.stats import COL, StatsBuffer, per_image_norm, prediction, yt_mask
 from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset
 from advdb.errors import ConfigError, DataError
@@ -297,7 +297,7 @@ class Recorder:
             self.num_classes = int(z.shape[1])
             batch.mask = yt_mask(self.num_classes, batch.y, batch.t)
         if batch.last_x is not None:  # the step from the previous row's images to these
-            batch.rows[-1][:, COL["step_l2"]] = (x - batch.last_x).flatten(1).norm(dim=1)
+            batch.rows[-1][:, COL["step_l2"]] = per_image_norm(x - batch.last_x, 2.0)
         buf = StatsBuffer(1, len(x), x.device)
         buf.record(0, z, batch.y, batch.t, torch.zeros_like(z[:, 0]), None, x - batch.x0, yt_mask=batch.mask)
         row = buf.data[0]

@@ -27,6 +27,7 @@ from advdb.devices import device_description, resolve_device, torch_versions
 from advdb.errors import ConflictError, DataError, a
 from advdb.models import LoadedClassifier
 from advdb.planning import Plan, plan_targets
+from advdb.plugins import versions_of
 from advdb.progress import AttackProgress
 from advdb.spec import AttackSpec, load_data_and_model
 from advdb.store.artifact_root import ensure_artifact_root
@@ -232,8 +233,13 @@ def _run_fields(
         batch_size=spec.batch_size,
         device=device_description(device),
         synthetic=ds.synthetic,
-        versions={**torch_versions(device), **clf.versions},  # the packages a real model comes from too
+        versions={**torch_versions(device), **clf.versions, **_plugin_versions(attack, spec, ds)},
     )
+
+
+def _plugin_versions(attack: Attack, spec: AttackSpec, ds: ImageDataset) -> dict[str, str]:
+    """The distributions and versions of the plugins the run uses (its source, attack, model, data set)."""
+    return versions_of({"loss": attack.loss, "attack": attack.name, "model": spec.model, "dataset": ds.name})
 
 
 def _store_plan(

@@ -6,20 +6,22 @@ strength is the transformation's own parameter where that grows with it (blur σ
 median radius) and counts down from "no change" where it does not (JPEG quality 100 − s,
 bits 8 − s), so every curve reads the same way. The work is done by well-kept libraries:
 torchvision.transforms.v2 (blur, posterize), Pillow (JPEG, median) and scikit-image (TV).
+Other packages add theirs through the ``advdb.transforms`` entry-point group (:mod:`advdb.plugins`).
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 
 from advdb.errors import ConfigError
-from advdb.registry import Registry
+from advdb.registry import Registry, check_params
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Transform:
         return sorted(float(s) for s in strengths)
 
 
-TRANSFORMS: Registry[Callable[[], Transform]] = Registry("transform")
+TRANSFORMS: Registry[Callable[..., Transform]] = Registry("transform")
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -143,9 +145,24 @@ def _create_tv() -> Transform:
     return Transform("tv", _tv, lambda s: f"weight {s:g}", (0, 0.02, 0.05, 0.1, 0.2, 0.4), 10)
 
 
-def create_transform(name: str) -> Transform:
-    """The transformation called ``name`` (see :func:`list_transforms`)."""
-    return TRANSFORMS.get(name)()
+def check_transform_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` checked against the hyperparameters transform ``name`` declares (its factory's
+    keyword-only parameters), converted to their types; a bad one is one ConfigError line."""
+    return check_params(TRANSFORMS.get(name), params, what="transform", name=name)
+
+
+def create_transform(name: str, **params: Any) -> Transform:
+    """The transformation called ``name`` (see :func:`list_transforms`) with its hyperparameters, if it has any.
+
+    A plugin's transform (an ``advdb.transforms`` entry point, :mod:`advdb.plugins`) is a function
+    returning a :class:`Transform`; it is known by its entry point's name.
+    """
+    made = TRANSFORMS.get(name)(**check_transform_params(name, params))
+    if not isinstance(made, Transform):
+        raise ConfigError(
+            f"transform {name!r} did not make an advdb.transforms.Transform (it made {type(made).__name__})"
+        )
+    return made if made.name == name else replace(made, name=name)
 
 
 def list_transforms() -> dict[str, str]:

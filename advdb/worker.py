@@ -11,6 +11,7 @@ failing, marks the run *interrupted* or *failed* only if no other worker is stil
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 
 from advdb.attacks import Attack
-from advdb.attacks.stats import prediction
+from advdb.attacks.stats import per_image_norm, prediction
 from advdb.attacks.summary import summarise, trajectory_columns
 from advdb.data import ImageDataset
 from advdb.errors import InterruptedRun, StoreError
@@ -74,16 +75,16 @@ def final_summary(
     follows the trajectory's rule (:func:`advdb.attacks.stats.prediction`: a tie is no success).
     """
     z = model(x_adv).float()
-    d = (x_adv - x0).flatten(1)
+    d = x_adv - x0
     cols = (
         torch.stack(
             (
                 prediction(z, t).float(),
                 z.softmax(1).gather(1, t[:, None]).squeeze(1),
                 z.gather(1, t[:, None]).squeeze(1),
-                d.abs().sum(1),
-                d.norm(dim=1),
-                d.abs().amax(1),
+                per_image_norm(d, 1.0),
+                per_image_norm(d, 2.0),
+                per_image_norm(d, math.inf),
             ),
             1,
         )

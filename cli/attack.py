@@ -22,7 +22,9 @@ from .options import (
     Targets,
     compile_option,
     memory_format_option,
+    param_option,
     parse_count,
+    parse_params,
     parse_shape,
     precision_option,
 )
@@ -36,10 +38,12 @@ app = typer.Typer()
 @command(app, "attack")
 def attack(
     attack_name: AttackName = typer.Option(
-        "unified", "--attack", help="unified (one loss source), or a full attack: ifgs, cw, lbfgs."
+        "unified", "--attack", help="unified (one loss source), or a full attack: ifgs, cw, lbfgs (or a plugin's)."
     ),
     loss: Loss | None = typer.Option(
-        None, "--loss", help=f"Perturbation source of the unified iteration [default: {DEFAULT_SOURCE}]."
+        None,
+        "--loss",
+        help=f"Perturbation source of the unified iteration (advdb list losses) [default: {DEFAULT_SOURCE}].",
     ),
     mode: Mode | None = typer.Option(
         None, "--mode", help="Step size rule of the unified iteration [default: equal-multiplier]."
@@ -64,6 +68,7 @@ def attack(
     norm: str | None = typer.Option(None, "--norm", help="p of the equal-perturbation step: 1, 2 or inf [default: 2]."),
     epsilon: str | None = typer.Option(None, "--epsilon", help="L∞ ball radius around the image (off by default)."),
     kappa: float | None = typer.Option(None, "--kappa", help="Confidence margin κ of m-logit / CW [default: 0]."),
+    param: list[str] | None = param_option("the loss source (unified) or the attack, such as kappa=2"),
     c_init: str | None = typer.Option(None, "--c-init", help="Initial constant c (cw, lbfgs)."),
     search_steps: int | None = typer.Option(None, "--search-steps", help="Search steps over c (cw, lbfgs)."),
     lr: str | None = typer.Option(None, "--lr", help="Adam learning rate (cw) [default: 0.1]."),
@@ -158,6 +163,7 @@ def attack(
             abort_early=abort_early,
             early_stop=early_stop,
             check_every=check_every,
+            params=parse_params(param),
             model=model,
             weights=weights,
             dataset=dataset,

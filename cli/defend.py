@@ -10,7 +10,16 @@ from advdb.vocabulary import parse_run_ids
 
 from . import context, render
 from .errors import command
-from .options import MemoryFormat, Precision, compile_option, memory_format_option, precision_option
+from .options import (
+    MemoryFormat,
+    Precision,
+    compile_option,
+    memory_format_option,
+    param_option,
+    parse_params,
+    precision_option,
+    transforms_help,
+)
 from .progress import RichProgress
 
 app = typer.Typer()
@@ -27,8 +36,9 @@ def defend(
         None, "--sources", help="Attack run ids whose stored adversarial images to transform, comma-separated."
     ),
     transform: str = typer.Option(
-        "jpeg", "--transform", "-t", help="gaussian-blur, jpeg, bit-depth, median or tv (see `advdb list transforms`)."
+        "jpeg", "--transform", "-t", help=f"{transforms_help()} (see `advdb list transforms`)."
     ),
+    param: list[str] | None = param_option("the transform"),
     strength: str | None = typer.Option(
         None,
         "--strength",
@@ -59,6 +69,7 @@ def defend(
                 parse_run_ids(sources, "--sources"),
                 transform=transform,
                 strengths=_strengths(strength),
+                params=parse_params(param),
                 n=n,
                 batch_size=batch_size,
                 device=device,

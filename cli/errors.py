@@ -35,6 +35,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except AdvdbError as exc:
+            warn_plugin_problems()
             render.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -47,8 +48,24 @@ def handle_errors(fn: F) -> F:
                 raise
             render.error(f"internal error: {type(exc).__name__}: {exc} (set ADVDB_DEBUG=1 for the traceback)")
             raise typer.Exit(EXIT_INTERNAL) from None
+        finally:
+            warn_plugin_problems()
 
     return wrapper  # type: ignore[return-value]
+
+
+_warned: set[str] = set()
+
+
+def warn_plugin_problems() -> None:
+    """Each plugin the library left out (failed to import, clashed with a built-in name), once, as a
+    one-line warning on stderr; the command goes on without it."""
+    from advdb.plugins import problems
+
+    for line in problems():
+        if line not in _warned:
+            _warned.add(line)
+            render.warning(line)
 
 
 def command(group: typer.Typer, name: str) -> Callable[[F], F]:

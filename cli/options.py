@@ -1,5 +1,7 @@
-"""Option types shared by the commands: choices built from :mod:`advdb.vocabulary`, numbers
-written as fractions, image counts (``all``), run-id lists and image shapes."""
+"""Option types shared by the commands: choices built from :mod:`advdb.vocabulary` (and, for
+attacks and losses, the plugins' entry-point names, read from metadata without importing them:
+:mod:`advdb.plugins`), numbers written as fractions, image counts (``all``), run-id lists, image
+shapes and ``--param key=value``."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import typer
 
 from advdb import vocabulary
 from advdb.errors import ConfigError
+from advdb.plugins import plugin_names
 
 
 class Choice(str, Enum):
@@ -35,8 +38,8 @@ if TYPE_CHECKING:  # built at run time; to a type checker each is a Choice
     Precision: TypeAlias = Choice
     MemoryFormat: TypeAlias = Choice
 else:
-    AttackName = choices("AttackName", vocabulary.ATTACKS)
-    Loss = choices("Loss", vocabulary.SOURCES)
+    AttackName = choices("AttackName", plugin_names("attack", vocabulary.ATTACKS))
+    Loss = choices("Loss", plugin_names("loss", vocabulary.SOURCES))
     Mode = choices("Mode", vocabulary.MODES)
     Targets = choices("Targets", vocabulary.TARGET_RULES)
     ImageFormat = choices("ImageFormat", vocabulary.IMAGE_FORMATS)
@@ -57,6 +60,32 @@ def parse_count(value: str, option: str = "--n") -> int | Literal["all"]:
         return int(value)
     except ValueError:
         raise ConfigError(f"{option} must be a number of images or 'all', got {value!r}") from None
+
+
+def parse_params(values: list[str] | None) -> dict[str, str]:
+    """``--param key=value`` (repeatable) as a dict of strings; the source, attack or transform reads
+    the values as the types it declares."""
+    out: dict[str, str] = {}
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param takes key=value, such as --param kappa=2, got {item!r}")
+        if key.strip() in out:
+            raise ConfigError(f"--param gives {key.strip()!r} twice")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def param_option(of: str) -> Any:
+    """``--param key=value``, repeatable: the hyperparameters of ``of``."""
+    return typer.Option(
+        None, "--param", "-p", metavar="KEY=VALUE", help=f"A hyperparameter of {of} (repeatable; see its docs)."
+    )
+
+
+def transforms_help() -> str:
+    """The transformations ``advdb defend`` offers, built-in and plugins' (names from metadata)."""
+    return ", ".join(plugin_names("transform", vocabulary.TRANSFORMS))
 
 
 def parse_shape(value: str | None) -> tuple[int, int, int] | None:

@@ -179,3 +179,10 @@ def error(message: str) -> None:
     from rich.text import Text
 
     err_console.print(Text.assemble(("advdb: error: ", "bold red"), message.replace("\n", " ")))
+
+
+def warning(message: str) -> None:
+    """One line on stderr: ``advdb: warning: …``."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble(("advdb: warning: ", "bold yellow"), message.replace("\n", " ")))

@@ -73,7 +73,7 @@ def test_sources_losses_and_directions_follow_the_equations(loss: str, kappa: fl
     rows = torch.arange(8)
     z[rows, t[:8]] = z[:8].index_put((rows, t[:8]), torch.full((8,), -1e9)).amax(1) + 0.3  # eight won by 0.3
     z[8:12, :] = 1.0  # all tied: the margin is 0
-    src = create_source(loss, kappa=kappa)
+    src = create_source(loss, **({"kappa": kappa} if loss == "m-logit" else {}))
     torch.testing.assert_close(src.loss(z, t), _ref_loss(loss, z, t, kappa), rtol=1e-6, atol=1e-6)
     grad = torch.randn(5, 1, 4, 4, generator=g)
     grad[0, 0, 0, :2] = 0.0
@@ -136,9 +136,9 @@ def test_m_logit_step_uses_its_kappa(digits) -> None:  # noqa: ANN001
     with torch.no_grad():
         z = clf.module(x0)
     kappa = float((z.amax(1) - z.gather(1, t[:, None]).squeeze(1)).median())  # half the images already past −κ
-    out = UnifiedAttack(loss="m-logit", mode="equal-multiplier", iterations=1, alpha=1e-3, kappa=kappa).run(
-        clf.module, x0, y, t, num_classes=10
-    )
+    out = UnifiedAttack(
+        loss="m-logit", mode="equal-multiplier", iterations=1, alpha=1e-3, loss_params={"kappa": kappa}
+    ).run(clf.module, x0, y, t, num_classes=10)
     P = _ref_direction("m-logit", _grad(clf.module, x0, t, "m-logit", kappa))
     torch.testing.assert_close(out.x_adv, (x0 + 1e-3 * P).clamp(0, 1))
     torch.testing.assert_close(out.stats[0, :, COL["loss"]], _ref_loss("m-logit", z, t, kappa), rtol=1e-5, atol=1e-5)
@@ -209,7 +209,7 @@ def test_epsilon_ball_holds(digits) -> None:  # noqa: ANN001
 @pytest.mark.parametrize("mode", ["equal-multiplier", "equal-perturbation"])
 def test_m_logit_with_kappa_zero_stops_after_success(digits, mode: str) -> None:  # noqa: ANN001
     clf, x, y, t = digits
-    cfg = UnifiedAttack(loss="m-logit", mode=mode, iterations=80, alpha=0.01, kappa=0.0)
+    cfg = UnifiedAttack(loss="m-logit", mode=mode, iterations=80, alpha=0.01, loss_params={"kappa": 0.0})
     out = cfg.run(clf.module, x, y, t, num_classes=10)
     stats = out.stats.numpy()
     assert np.isfinite(stats).all()
@@ -280,7 +280,8 @@ def test_early_stop_ends_a_batch_once_all_succeed(digits) -> None:  # noqa: ANN0
         ({"loss": "ce", "check_every": 0}, "--check-every must be at least 1, got 0"),
         ({"loss": "ce", "norm": 3.0}, "norm"),
         ({"loss": "ce", "epsilon": -0.1}, "epsilon"),
-        ({"loss": "m-logit", "kappa": -1.0}, "kappa"),
+        ({"loss": "m-logit", "loss_params": {"kappa": -1.0}}, "kappa"),
+        ({"loss": "ce", "loss_params": {"kappa": 1.0}}, "kappa"),
     ],
 )
 def test_bad_hyperparameters_are_config_errors(kwargs: dict, match: str) -> None:
@@ -289,4 +290,4 @@ def test_bad_hyperparameters_are_config_errors(kwargs: dict, match: str) -> None
 
 
 def test_smallest_good_hyperparameters() -> None:
-    UnifiedAttack(loss="ce", check_every=1, iterations=1, epsilon=1e-6, kappa=0.0)
+    UnifiedAttack(loss="m-logit", check_every=1, iterations=1, epsilon=1e-6, loss_params={"kappa": 0.0})

@@ -142,14 +142,6 @@ def test_bad_attack_options(name: str, params: dict, match: str) -> None:
         create_attack(name, **params)
 
 
-def test_registries_hold_the_vocabulary() -> None:
-    from advdb import vocabulary
-    from advdb.attacks import list_attacks, list_sources
-
-    assert sorted(list_attacks()) == sorted(vocabulary.ATTACKS)
-    assert list(list_sources()) == sorted(vocabulary.SOURCES)
-
-
 def test_the_study_presets_are_the_vocabulary_s() -> None:
     from advdb import reproduce, vocabulary
 

@@ -38,7 +38,7 @@ from advdb.store.runs import merge_ranges
 from advdb.vocabulary import TRAJECTORY_MEASURES
 
 ALIAS = "columnar"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Per run and iteration: the count and sums of the columns reports average over iterations
 # (Figs. 1–4). Sums are exact to merge, so the per-iteration means of a 100 M-row store cost
@@ -46,12 +46,46 @@ SCHEMA_VERSION = 3
 SUM_COLUMNS: tuple[str, ...] = TRAJECTORY_MEASURES
 SUMS_SELECT = "SELECT run_id, iteration, count(*) AS n, " + ", ".join(f"sum({c}) AS sum_{c}" for c in SUM_COLUMNS)
 
+
+def target_minima_select(trajectory: str, samples: str) -> str:
+    """Per image with a row at its target: those rows' count and smallest L∞/L2/L1 perturbation.
+
+    What the perturbation-budget curves and the worst case over attacks read (each image's
+    smallest successful perturbation along its path), so they scan a row per image, not the
+    whole trajectory.
+    """
+    return (
+        "SELECT t.run_id, t.image_id, count(*) AS n, min(t.linf) AS min_linf, min(t.l2) AS min_l2, "
+        f"min(t.l1) AS min_l1 FROM {trajectory} t JOIN {samples} s ON s.run_id = t.run_id "
+        "AND s.image_id = t.image_id WHERE t.pred = s.target GROUP BY t.run_id, t.image_id"
+    )
+
+
+def target_counts_select(trajectory: str, samples: str) -> str:
+    """Per run and iteration: the rows at the target, and how many of them are an image's last row.
+
+    What the iteration-budget curves read. Counts are exact to merge (sum over rows).
+    """
+    return (
+        "SELECT t.run_id, t.iteration, count(*) AS n, count(*) FILTER (WHERE t.iteration = s.n_iterations - 1) "
+        f"AS ended FROM {trajectory} t JOIN {samples} s ON s.run_id = t.run_id AND s.image_id = t.image_id "
+        "WHERE t.pred = s.target GROUP BY t.run_id, t.iteration"
+    )
+
+
+#: The copy's tables derived from its trajectory rows, recomputed for the runs a refresh touches.
+DERIVED_TABLES: tuple[str, ...] = ("iteration_sums", "target_minima", "target_counts")
+
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {ALIAS}.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS {ALIAS}.mirrored (run_id INTEGER, run_created VARCHAR, batch_index INTEGER, n_rows BIGINT);
 CREATE TABLE IF NOT EXISTS {ALIAS}.iteration_sums (
     run_id INTEGER, iteration INTEGER, n BIGINT, {", ".join(f"sum_{c} DOUBLE" for c in SUM_COLUMNS)}
 );
+CREATE TABLE IF NOT EXISTS {ALIAS}.target_minima (
+    run_id INTEGER, image_id INTEGER, n BIGINT, min_linf FLOAT, min_l2 FLOAT, min_l1 FLOAT
+);
+CREATE TABLE IF NOT EXISTS {ALIAS}.target_counts (run_id INTEGER, iteration INTEGER, n BIGINT, ended BIGINT);
 CREATE TABLE IF NOT EXISTS {ALIAS}.trajectory (
     run_id INTEGER, image_id INTEGER, iteration INTEGER, search_step SMALLINT, pred SMALLINT,
     {", ".join(f"{c} FLOAT" for c in TRAJECTORY_MEASURES)}
@@ -92,7 +126,7 @@ def _quoted_path(location: StoreLocation) -> str:
 
 
 def _reset(con: duckdb.DuckDBPyConnection) -> None:
-    for table in ("trajectory", "mirrored", "iteration_sums", "meta"):
+    for table in ("trajectory", "mirrored", *DERIVED_TABLES, "meta"):
         con.execute(f"DROP TABLE IF EXISTS {ALIAS}.{table}")
     con.execute(_DDL)
     con.execute(f"INSERT INTO {ALIAS}.meta VALUES ('schema', '{SCHEMA_VERSION}')")
@@ -122,17 +156,25 @@ def verify(con: duckdb.DuckDBPyConnection) -> str | None:
                       FROM {ALIAS}.trajectory GROUP BY 1),
              copied AS (SELECT run_id, sum(n_rows) AS n FROM {ALIAS}.mirrored GROUP BY 1),
              sums AS (SELECT run_id, sum(n) AS n, sum(sum_z_target) AS z, sum(sum_l2) AS l2
-                      FROM {ALIAS}.iteration_sums GROUP BY 1)
-        SELECT run_id, coalesce(rows.n, 0), coalesce(copied.n, 0), coalesce(sums.n, 0)
+                      FROM {ALIAS}.iteration_sums GROUP BY 1),
+             minima AS (SELECT run_id, sum(n) AS n FROM {ALIAS}.target_minima GROUP BY 1),
+             counts AS (SELECT run_id, sum(n) AS n FROM {ALIAS}.target_counts GROUP BY 1)
+        SELECT run_id, coalesce(rows.n, 0), coalesce(copied.n, 0), coalesce(sums.n, 0),
+               coalesce(minima.n, 0), coalesce(counts.n, 0)
         FROM copied FULL JOIN rows USING (run_id) FULL JOIN sums USING (run_id)
+             FULL JOIN minima USING (run_id) FULL JOIN counts USING (run_id)
         WHERE coalesce(rows.n, 0) <> coalesce(copied.n, 0) OR coalesce(rows.n, 0) <> coalesce(sums.n, 0)
+           OR coalesce(minima.n, 0) <> coalesce(counts.n, 0)
            OR abs(coalesce(rows.z, 0) - coalesce(sums.z, 0)) > 1e-6 * (1 + abs(coalesce(sums.z, 0)))
            OR abs(coalesce(rows.l2, 0) - coalesce(sums.l2, 0)) > 1e-6 * (1 + abs(coalesce(sums.l2, 0)))
         LIMIT 1""").fetchone()
     if row is None:
         return None
-    run_id, have, copied, summed = row
-    return f"run {run_id} has {have:,} rows in the copy, {copied:,} were copied and its sums count {summed:,}"
+    run_id, have, copied, summed, minima, counts = row
+    return (
+        f"run {run_id} has {have:,} rows in the copy, {copied:,} were copied and its sums count {summed:,}; "
+        f"its rows at the target count {minima:,} per image and {counts:,} per iteration"
+    )
 
 
 def open_copy(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshStats | None:
@@ -199,6 +241,24 @@ def _copy(
     return total
 
 
+def _derive(con: duckdb.DuckDBPyConnection, runs: list[int]) -> None:
+    """Recompute the derived tables of ``runs`` from their rows in the copy (targets from the store's samples)."""
+    for table in DERIVED_TABLES:
+        con.execute(f"DELETE FROM {ALIAS}.{table} WHERE list_contains($runs, run_id)", {"runs": runs})
+    rows = f"(SELECT * FROM {ALIAS}.trajectory WHERE list_contains($runs, run_id))"
+    con.execute(
+        f"INSERT INTO {ALIAS}.iteration_sums {SUMS_SELECT} FROM {rows} GROUP BY run_id, iteration", {"runs": runs}
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _targets AS SELECT run_id, image_id, target, n_iterations "
+        "FROM store.samples WHERE list_contains($runs, run_id)",
+        {"runs": runs},
+    )
+    for table, select in (("target_minima", target_minima_select), ("target_counts", target_counts_select)):
+        con.execute(f"INSERT INTO {ALIAS}.{table} {select(rows, '_targets')}", {"runs": runs})
+    con.execute("DROP TABLE _targets")
+
+
 def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshStats:
     """Bring the copy up to date with the store's committed batches."""
     t0 = time.perf_counter()
@@ -215,7 +275,7 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
     con.execute("BEGIN")
     try:
         for run_id in sorted(gone):
-            for table in ("trajectory", "mirrored", "iteration_sums"):
+            for table in ("trajectory", "mirrored", *DERIVED_TABLES):
                 con.execute(f"DELETE FROM {ALIAS}.{table} WHERE run_id = ?", [run_id])
         stats.dropped_runs = len(gone)
         have_set = {(r, c, b) for r, c, b in have if r not in gone}
@@ -235,13 +295,7 @@ def refresh(con: duckdb.DuckDBPyConnection, location: StoreLocation) -> RefreshS
                 [[r, c, b, counts[(r, b)]] for (r, c), bs in sorted(new.items()) for b in bs],
             )
             stats.batches = sum(len(bs) for bs in new.values())
-            touched = sorted({r for r, _ in new})
-            con.execute(f"DELETE FROM {ALIAS}.iteration_sums WHERE list_contains($runs, run_id)", {"runs": touched})
-            con.execute(
-                f"INSERT INTO {ALIAS}.iteration_sums {SUMS_SELECT} FROM {ALIAS}.trajectory "
-                "WHERE list_contains($runs, run_id) GROUP BY run_id, iteration",
-                {"runs": touched},
-            )
+            _derive(con, sorted({r for r, _ in new}))
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -29,8 +29,9 @@ import numpy as np
 import pyarrow as pa
 
 from advdb.analytics import statistics
+from advdb.analytics.palette import color_of
 from advdb.analytics.query import QuerySession
-from advdb.analytics.selection import MissingDataError, RunSelection
+from advdb.analytics.selection import MissingDataError, RunSelection, source_label
 from advdb.analytics.sqlfiles import sql_text
 from advdb.errors import ConfigError
 from advdb.vocabulary import FULL_ATTACKS, MODES
@@ -45,9 +46,6 @@ EPS_LADDER: dict[str, tuple[float, ...]] = {
     "l2": tuple(m * 10.0**e for e in range(-2, 4) for m in (1, 2.5, 5)),
     "l1": tuple(m * 10.0**e for e in range(-1, 6) for m in (1, 2.5, 5)),
 }
-# As reports.py draws them (which registers these reports and so cannot be imported from here).
-COLORS = {"ce": "#1f77b4", "ce-sign": "#ff7f0e", "logit": "#2ca02c", "m-logit": "#d62728"}
-LABELS = {"ce": "CE", "ce-sign": "CE-sign", "logit": "Logit", "m-logit": "M-logit"}
 MODE_LABELS = {"equal-multiplier": "equal multiplier", "equal-perturbation": "equal perturbation"}
 ATTACK_LABELS = {"ifgs": "IFGS", "cw": "CW-L2", "lbfgs": "L-BFGS"}
 QUANTILES = (0.25, 0.5, 0.75)  # the budgets a table shows: near these shares of the pooled successes
@@ -265,7 +263,7 @@ def _curves_display(data: CurveData) -> tuple[list[str], list[list[str]]]:
             if it is None or ep is None:
                 continue
             reached, at = it["reached"], it["at_target"]
-            line = [MODE_LABELS[mode], LABELS[loss]] + [_rate(reached.at(k), reached.n) for k in ks]
+            line = [MODE_LABELS[mode], source_label(loss)] + [_rate(reached.at(k), reached.n) for k in ks]
             line += [_rate(int(at.count[-1]), at.n), _stored_cell(data.stored.get(run_id))]
             line += [_rate(ep[n].at(e), ep[n].n) for n in NORMS for e in eps[n]]
             rows.append(line)
@@ -288,7 +286,7 @@ def _stored_notes(stored: dict[int, dict[str, Any]], labels: dict[int, str]) -> 
 
 def _selection_labels(sel: RunSelection) -> dict[int, str]:
     return {
-        run_id: f"{LABELS.get(loss, loss)} · {MODE_LABELS.get(mode, mode)} (run {run_id})"
+        run_id: f"{source_label(loss)} · {MODE_LABELS.get(mode, mode)} (run {run_id})"
         for (loss, mode), run_id in sorted(sel.runs.items(), key=lambda kv: kv[1])
     }
 
@@ -319,11 +317,11 @@ def _curves_figure(data: CurveData) -> Any:
             it, ep = data.iterations.get(run_id), data.epsilons.get(run_id)
             if it is None or ep is None:
                 continue
-            _band(row[0], it["reached"], COLORS[loss], f"{LABELS[loss]}: reached by k")
+            _band(row[0], it["reached"], color_of(loss), f"{source_label(loss)}: reached by k")
             at = resampled(it["at_target"])
-            row[0].step(at.x, at.share, where="post", color=COLORS[loss], ls="--", lw=0.8)
+            row[0].step(at.x, at.share, where="post", color=color_of(loss), ls="--", lw=0.8)
             for ax, norm in zip(row[1:], NORMS, strict=True):
-                _band(ax, ep[norm], COLORS[loss], LABELS[loss])
+                _band(ax, ep[norm], color_of(loss), source_label(loss))
         row[0].plot([], [], color="grey", ls="--", lw=1.2, label="at the target at k")
         row[0].set(title=f"{MODE_LABELS[mode]} · iteration budget", xlabel="iteration k", ylim=(0, 1.02))
         row[0].set_ylabel("share of images")
@@ -379,7 +377,7 @@ def _plt():  # noqa: ANN202
 def run_label(run: dict[str, Any]) -> str:
     """``CE-sign · equal perturbation (run 3)``, ``CW-L2 (run 9)``."""
     if run.get("loss") and run.get("mode"):
-        what = f"{LABELS.get(run['loss'], run['loss'])} · {MODE_LABELS.get(run['mode'], run['mode'])}"
+        what = f"{source_label(run['loss'])} · {MODE_LABELS.get(run['mode'], run['mode'])}"
     else:
         what = ATTACK_LABELS.get(run["attack"], run["attack"])
     return f"{what} (run {run['run_id']})"
@@ -638,7 +636,7 @@ def curve_summary(session: QuerySession, selection: RunSelection) -> list[str]:
     halves = []
     for mode in MODES:
         cells = [
-            f"{LABELS[loss]} {_fmt_eps(data.epsilons[r]['linf'].reaches(0.5))} / "
+            f"{source_label(loss)} {_fmt_eps(data.epsilons[r]['linf'].reaches(0.5))} / "
             f"{_fmt_eps(data.epsilons[r]['l2'].reaches(0.5))}"
             for loss, r in selection.by_mode(mode).items()
             if r in data.epsilons

@@ -5,6 +5,10 @@ Every comparison carries a 95 % bootstrap interval (:mod:`advdb.analytics.statis
 sources are compared image by image on the images both attacked, detectors by their
 held-out accuracies. A finding *agrees* when every comparison it makes agrees, *differs*
 when one comparison lies wholly on the other side, and is *inconclusive* otherwise.
+
+The findings are verdicts about the paper's four sources (and its full attacks): a source a
+plugin adds (``dlr``) is listed with its values where a finding lists each source's, after the
+paper's (:func:`~advdb.analytics.selection.order_names`), and takes part in no comparison.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import numpy as np
 
 from advdb.analytics import statistics as st
 from advdb.analytics.query import QuerySession
-from advdb.analytics.selection import RunSelection, select_runs
+from advdb.analytics.selection import RunSelection, order_names, select_runs
 from advdb.analytics.sqlfiles import sql_text
-from advdb.vocabulary import SOURCES
+from advdb.vocabulary import FULL_ATTACKS, SOURCES
 
 
 @dataclass
@@ -51,6 +55,10 @@ class _Images:
 
     def has(self, *losses: str) -> bool:
         return all(loss in self.columns for loss in losses)
+
+    def losses(self) -> list[str]:
+        """The sources present: the paper's four in its order, then any other by name."""
+        return order_names(self.columns, SOURCES)
 
     def __getitem__(self, key: tuple[str, str]) -> np.ndarray:
         loss, column = key
@@ -111,8 +119,9 @@ def _finding(number: int, claim: str, measured: str, compared: list[tuple[str, s
     return Finding(number, claim, measured, st.combine([v for _, v in compared]), [c for c, _ in compared])
 
 
-def _means(images: _Images, column: str, digits: int = 1) -> str:
-    return ", ".join(f"{loss} {st.mean(images[loss, column]).format(digits)}" for loss in images.columns)
+def _means(images: _Images, column: str, digits: int = 1, names: tuple[str, ...] | None = None) -> str:
+    """Each source's mean of ``column`` (``names``, else every source present) with its interval."""
+    return ", ".join(f"{loss} {st.mean(images[loss, column]).format(digits)}" for loss in names or images.losses())
 
 
 def _fewest_iterations(m: _Measures) -> Finding:
@@ -140,7 +149,7 @@ def _ce_stalls(m: _Measures) -> Finding:
     ep = m.ep
     if not ep.has(*SOURCES):
         return Finding(2, claim, "needs the four equal-perturbation runs", st.NO_DATA)
-    gain = {loss: ep[loss, "z_t_end"] - ep[loss, "z_t_late"] for loss in SOURCES}
+    gain = {loss: ep[loss, "z_t_end"] - ep[loss, "z_t_late"] for loss in ep.losses()}  # compared: the paper's
     compared = []
     for other in ("ce", "ce-sign"):
         d = st.paired_difference(gain["logit"], gain[other])
@@ -179,8 +188,8 @@ def _m_logit_vs_logit(m: _Measures) -> Finding:
         _compare("iterations m-logit − logit", its, st.judge(its, above=0)),
         _compare("L2 m-logit − logit", l2, st.judge(l2, below=0), 3),
     ]
-    sub = _Images({k: ep.columns[k] for k in ("m-logit", "logit")}, ep.T)
-    measured = f"iterations {_means(sub, 'iterations')}; L2 at success {_means(sub, 'success_l2', 2)}"
+    pair = ("m-logit", "logit")
+    measured = f"iterations {_means(ep, 'iterations', names=pair)}; L2 at success {_means(ep, 'success_l2', 2, pair)}"
     return _finding(4, claim, measured, compared)
 
 
@@ -205,8 +214,8 @@ def _cost_per_iteration(m: _Measures) -> Finding:
         return Finding(5, claim, "needs the four runs of one mode", st.NO_DATA)
     compared, parts = [], []
     for mode in modes:
-        seconds = {loss: m.seconds[mode][loss] for loss in SOURCES}
-        others = np.concatenate([v for k, v in seconds.items() if k != "m-logit"])
+        seconds = {loss: m.seconds[mode][loss] for loss in order_names(m.seconds[mode], SOURCES)}
+        others = np.concatenate([seconds[k] for k in SOURCES if k != "m-logit"])  # the paper's three others
         ratio = st.ratio_of_independent_means(seconds["m-logit"], others)  # batches do not pair across sources
         label = f"time per iteration m-logit / others ({MODE_SHORT[mode]}, batches)"
         compared.append(_compare(label, ratio, st.judge(ratio, below=1.25), 2))
@@ -236,12 +245,15 @@ def _detectors(m: _Measures) -> Finding:
         by_arch.setdefault(r["arch"], {})[r["source"]] = (float(r["accuracy"]), int(r["n_images"]))
         chance[r["arch"], r["source"]] = m.chance.get(r["run_id"], 0.5)
     parts, compared = [], []
+    paper = (*SOURCES, *FULL_ATTACKS)  # judged; any other source or attack is listed only
     for arch, accs in by_arch.items():
-        parts.append(f"{arch}: " + ", ".join(f"{k} {st.proportion(*v).format(percent=True)}" for k, v in accs.items()))
-        for source, (p, n) in accs.items():
+        listed = order_names(accs, paper)
+        parts.append(f"{arch}: " + ", ".join(f"{k} {st.proportion(*accs[k]).format(percent=True)}" for k in listed))
+        judged = {k: accs[k] for k in listed if k in paper}
+        for source, (p, n) in judged.items():
             e, level = st.proportion(p, n), chance[arch, source]
             compared.append(_compare(f"{arch} {source} above chance ({level:.0%})", e, st.judge(e, above=level), 2))
-        for other, (p, n) in accs.items():
+        for other, (p, n) in judged.items():
             if "ce-sign" in accs and other != "ce-sign":
                 d = st.proportion_difference(*accs["ce-sign"], p, n)
                 compared.append(_compare(f"{arch} ce-sign − {other}", d, st.judge(d, above=0), 2))
@@ -261,7 +273,7 @@ def _by_image(rows: list[dict[str, Any]], group: str, value: str) -> dict[str, d
         cols: dict[str, np.ndarray] = {}
         for r in mine:
             cols.setdefault(r["loss"], np.full(len(where), np.nan))[where[r["image_id"]]] = r[value]
-        out[f"{g}, {MODE_SHORT.get(mode, mode)}"] = cols
+        out[f"{g}, {MODE_SHORT.get(mode, mode)}"] = {loss: cols[loss] for loss in order_names(cols, SOURCES)}
     return out
 
 

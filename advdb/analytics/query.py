@@ -19,7 +19,8 @@ where the store is attached. A session keeps two DuckDB connections:
   the engine; and nothing it can return (``duckdb_databases()``, ``duckdb_settings()``,
   error messages) holds the store's password, which it never saw.
 
-``trajectory``, ``store.trajectory`` and ``iteration_sums`` read the columnar copy, which the
+``trajectory``, ``store.trajectory`` and the copy's derived tables (``iteration_sums``,
+``target_minima``, ``target_counts``) read the columnar copy, which the
 session checked against the store and brought up to date when it opened (a view in the
 snapshot: the 10⁸ rows of a large store are never copied). With the copy off
 (``ADVDB_COLUMNAR=0``), the store's trajectory is copied into the snapshot the first time a
@@ -80,7 +81,7 @@ STORE_TABLES = (
 _SNAPSHOT = "_snapshot"  # the snapshot's alias in ``con`` while it is written
 # names the store's own trajectory (the columnar copy on): ``store.trajectory``, ``"store".main."trajectory"``
 _STORE_TRAJECTORY = re.compile(r'(?i)\bstore"?\s*\.\s*(?:"?main"?\s*\.\s*)?"?trajectory\b')
-_ANY_TRAJECTORY = re.compile(r"(?i)trajectory|iteration_sums")
+_ANY_TRAJECTORY = re.compile(r"(?i)trajectory|iteration_sums|target_minima|target_counts")
 _NO_EXTENSION = re.compile(r'with name "?([\w.]+)"? is not in the catalog, but it exists in the (\w+) extension')
 
 
@@ -183,7 +184,7 @@ class QuerySession:
 
     def _open_sandbox(self) -> duckdb.DuckDBPyConnection:
         """The sealed connection over the snapshot (and the columnar copy) where user SQL runs."""
-        from advdb.analytics.columnar import ALIAS, SUMS_SELECT, columnar_path
+        from advdb.analytics.columnar import ALIAS, columnar_path
 
         attachments = {ALIAS: columnar_path(self.location)} if self.refresh is not None else {}
         try:
@@ -194,12 +195,9 @@ class QuerySession:
             raise QueryError(f"cannot open the query session: {_one_line(exc)}") from None
         if self.refresh is not None:
             sandbox.execute(f"CREATE TEMP VIEW trajectory AS SELECT * FROM {ALIAS}.trajectory")
-            sandbox.execute(f"CREATE TEMP VIEW iteration_sums AS SELECT * FROM {ALIAS}.iteration_sums")
+            _derived_views(sandbox, copied=True)
         elif self._direct:
-            sandbox.execute(
-                f"CREATE TEMP VIEW iteration_sums AS {SUMS_SELECT} FROM store.main.trajectory "
-                "GROUP BY run_id, iteration"
-            )
+            _derived_views(sandbox, copied=False, trajectory="store.main.trajectory", samples="store.main.samples")
         return sandbox
 
     def _needs_store_trajectory(self, sql: str) -> bool:
@@ -228,15 +226,8 @@ class QuerySession:
             if table == "trajectory" and self.refresh is not None:
                 source = f"{ALIAS}.trajectory"
             self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{table}" AS SELECT * FROM {source}')
-        from advdb.analytics.columnar import SUMS_SELECT
-
-        if self.refresh is not None:
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW iteration_sums AS SELECT * FROM {ALIAS}.iteration_sums")
-        elif any(t == "trajectory" for _, t in rows):
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW iteration_sums AS {SUMS_SELECT} FROM trajectory GROUP BY run_id, "
-                "iteration"
-            )
+        if self.refresh is not None or any(t == "trajectory" for _, t in rows):
+            _derived_views(self.con, copied=self.refresh is not None)
 
     def tables(self) -> list[str]:
         return sorted(t for _, t in self._store_tables)
@@ -306,6 +297,24 @@ class QuerySession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _derived_views(
+    con: duckdb.DuckDBPyConnection, *, copied: bool, trajectory: str = "trajectory", samples: str = "samples"
+) -> None:
+    """``iteration_sums``, ``target_minima`` and ``target_counts``: the columnar copy's tables, or
+    (the copy off) the same aggregates computed from ``trajectory`` and ``samples``."""
+    from advdb.analytics.columnar import ALIAS, DERIVED_TABLES, SUMS_SELECT, target_counts_select, target_minima_select
+
+    if copied:
+        for table in DERIVED_TABLES:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {ALIAS}.{table}")
+        return
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW iteration_sums AS {SUMS_SELECT} FROM {trajectory} GROUP BY run_id, iteration"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW target_minima AS {target_minima_select(trajectory, samples)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW target_counts AS {target_counts_select(trajectory, samples)}")
 
 
 def _quoted(text: str) -> str:

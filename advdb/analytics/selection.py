@@ -3,12 +3,29 @@ on one classifier and dataset; or the runs a user names."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from advdb.analytics.query import QuerySession
 from advdb.analytics.sqlfiles import sql_text
 from advdb.errors import NotFoundError
 from advdb.vocabulary import SOURCES
+
+#: How reports write the paper's four sources; any other name (a plugin's source) is shown as it is stored.
+SOURCE_LABELS = {"ce": "CE", "ce-sign": "CE-sign", "logit": "Logit", "m-logit": "M-logit"}
+
+
+def order_names(present: Iterable[str | None], canon: Sequence[str]) -> list[str]:
+    """The one order of names in reports, findings and the web view: the names of ``canon`` (the
+    paper's, such as ``vocabulary.SOURCES``) that are ``present``, in ``canon``'s order, then every
+    other name present, alphabetically (a plugin's source ``dlr``, attack or transform by its own name)."""
+    names = {n for n in present if n is not None}
+    return [n for n in canon if n in names] + sorted(names.difference(canon))
+
+
+def source_label(name: str) -> str:
+    """``CE-sign`` for the paper's sources, any other name as it is."""
+    return SOURCE_LABELS.get(name, name)
 
 
 class MissingDataError(NotFoundError):
@@ -24,18 +41,19 @@ class RunSelection:
     dataset: str | None = None
     info: dict[int, dict] = field(default_factory=dict)
 
+    def losses(self) -> list[str]:
+        """Every source the selection holds (:func:`order_names`: the paper's four first)."""
+        return order_names((loss for loss, _ in self.runs), SOURCES)
+
     def ids(self, mode: str | None = None) -> list[int]:
-        return [
-            r
-            for (loss, m), r in sorted(
-                self.runs.items(), key=lambda kv: (kv[0][1], SOURCES.index(kv[0][0]) if kv[0][0] in SOURCES else 9)
-            )
-            if mode in (None, m)
-        ]
+        """Run ids by mode, then by source (:func:`order_names`)."""
+        order = {loss: i for i, loss in enumerate(self.losses())}
+        keys = sorted(self.runs, key=lambda k: (k[1], order[k[0]]))
+        return [self.runs[k] for k in keys if mode in (None, k[1])]
 
     def by_mode(self, mode: str) -> dict[str, int]:
-        """loss → run id for one mode, in the paper's source order."""
-        return {loss: self.runs[(loss, mode)] for loss in SOURCES if (loss, mode) in self.runs}
+        """loss → run id for one mode: the paper's sources in its order, then any other by name."""
+        return {loss: self.runs[(loss, mode)] for loss in self.losses() if (loss, mode) in self.runs}
 
     def hint(self, loss: str, mode: str) -> str:
         model = f" --model {self.classifier}" if self.classifier and self.classifier != "digits-cnn" else ""

@@ -14,7 +14,16 @@ from advdb.registry import Registry
 
 A = TypeVar("A", bound=type[Attack])
 
-ATTACKS: Registry[Callable[..., Attack]] = Registry("attack")
+
+def _adapt(name: str, obj: object) -> Callable[..., Attack]:
+    """A plugin's entry point (``advdb.attacks``): an :class:`Attack` subclass, under the entry point's name."""
+    if not (isinstance(obj, type) and issubclass(obj, Attack)):
+        raise TypeError("an advdb.attacks entry point must name a subclass of advdb.attacks.base.Attack")
+    obj.name = name
+    return obj.from_options
+
+
+ATTACKS: Registry[Callable[..., Attack]] = Registry("attack", _adapt)
 
 
 def register_attack(name: str, help: str) -> Callable[[A], A]:
@@ -31,6 +40,12 @@ def register_attack(name: str, help: str) -> Callable[[A], A]:
 def create_attack(name: str, **options: Any) -> Attack:
     """Create an attack by name from keyword-only hyperparameters (validated by the attack)."""
     return ATTACKS.get(name)(options)
+
+
+def attack_class(name: str) -> type[Attack]:
+    """The class of attack ``name`` (its dataclass fields are its hyperparameters)."""
+    cls: type[Attack] = ATTACKS.get(name).__self__  # type: ignore[attr-defined]
+    return cls
 
 
 def list_attacks() -> dict[str, str]:

@@ -10,7 +10,7 @@ import torch
 
 from advdb.attacks.base import BatchOutcome, Timer
 from advdb.attacks.sources import max_other_logit, target_logit
-from advdb.attacks.stats import StatsBuffer
+from advdb.attacks.stats import StatsBuffer, per_image_norm
 
 
 class BestImages:
@@ -22,7 +22,7 @@ class BestImages:
         self.x = x0.clone()
 
     def update(self, x: torch.Tensor, ok: torch.Tensor) -> None:
-        l2 = (x - self.x0).flatten(1).norm(dim=1)
+        l2 = per_image_norm(x - self.x0, 2.0)
         better = ok & (l2 < self.l2)
         self.l2 = torch.where(better, l2, self.l2)
         self.x = torch.where(better.view(-1, *([1] * (x.dim() - 1))), x, self.x)

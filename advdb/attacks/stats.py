@@ -44,8 +44,7 @@ class StatsBuffer:
         py = torch.stack((p.gather(1, y[:, None]).squeeze(1), p.gather(1, t[:, None]).squeeze(1)), 1)
         z_other = z.masked_fill(yt_mask, float("-inf")).amax(1)
         p_other = p.masked_fill(yt_mask, 0.0).amax(1)
-        d = delta.flatten(1)
-        g = grad.flatten(1).norm(dim=1) if grad is not None else torch.zeros_like(z_other)
+        g = per_image_norm(grad, 2.0) if grad is not None else torch.zeros_like(z_other)
         row = torch.stack(
             (
                 prediction(z, t).float(),
@@ -58,9 +57,9 @@ class StatsBuffer:
                 loss.detach().float(),
                 g,
                 torch.zeros_like(g),
-                d.abs().sum(1),
-                d.norm(dim=1),
-                d.abs().amax(1),
+                per_image_norm(delta, 1.0),
+                per_image_norm(delta, 2.0),
+                per_image_norm(delta, float("inf")),
             ),
             1,
         )
@@ -68,11 +67,18 @@ class StatsBuffer:
         self.rows_used = max(self.rows_used, n + 1)
 
     def record_step(self, n: int, step: torch.Tensor) -> None:
-        self.data[n, :, COL["step_l2"]] = step.flatten(1).norm(dim=1)
+        self.data[n, :, COL["step_l2"]] = per_image_norm(step, 2.0)
 
     def host(self) -> torch.Tensor:
         """The used rows, copied to the host once."""
         return self.data[: self.rows_used].cpu()
+
+
+def per_image_norm(v: torch.Tensor, p: float) -> torch.Tensor:
+    """Per-image Lp norm of ``v`` [B, …], reduced in place over every other dimension: no flattened
+    copy of a channels-last tensor and no ``abs()`` temporary (one read of ``v``)."""
+    norm: torch.Tensor = torch.linalg.vector_norm(v, ord=p, dim=tuple(range(1, v.dim())))
+    return norm
 
 
 def prediction(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

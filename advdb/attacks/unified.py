@@ -16,7 +16,7 @@ host synchronisation inside the loop.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,10 +24,11 @@ from torch import nn
 
 from advdb.attacks.base import Attack, BatchOutcome, Timer, check_positive
 from advdb.attacks.factory import register_attack
-from advdb.attacks.sources import Source, create_source
+from advdb.attacks.sources import SOURCES, Source, check_source_params
 from advdb.attacks.stats import StatsBuffer, prediction, yt_mask
 from advdb.errors import ConfigError
-from advdb.vocabulary import DEFAULT_MODE, MODES, NORMS, SOURCES, check_choice
+from advdb.registry import declared_params
+from advdb.vocabulary import DEFAULT_MODE, MODES, NORMS, check_choice
 
 
 def default_tau(norm: float, dim: int) -> float:
@@ -42,17 +43,16 @@ def _p_norm(v: torch.Tensor, p: float) -> torch.Tensor:
     return norm
 
 
-@register_attack(
-    "unified", "the paper's unified iteration with one loss source (ce, ce-sign, logit, m-logit), either mode"
-)
+@register_attack("unified", "the paper's unified iteration with one loss source (advdb list losses), either mode")
 @dataclass(frozen=True, kw_only=True)
 class UnifiedAttack(Attack):
     """The unified iteration with source ``loss`` and step rule ``mode`` for ``iterations`` = T steps.
 
     ``alpha`` is the equal multiplier α; ``tau`` the equal-perturbation step τ in the
     ``norm``-norm (default: one 1/255 IFGS step, :func:`default_tau`); ``epsilon`` an
-    optional L∞ radius; ``kappa`` m-logit's margin κ; ``early_stop`` ends a batch once
-    every image is the target (checked every ``check_every`` iterations).
+    optional L∞ radius; ``loss_params`` the source's own hyperparameters (m-logit's margin κ
+    as ``kappa``; a plugin's, :mod:`advdb.plugins`); ``early_stop`` ends a batch once every
+    image is the target (checked every ``check_every`` iterations).
     """
 
     loss: str
@@ -62,12 +62,25 @@ class UnifiedAttack(Attack):
     tau: float | None = None
     norm: float = 2.0
     epsilon: float | None = None
-    kappa: float = 0.0
+    loss_params: dict[str, Any] = field(default_factory=dict)
     early_stop: bool = False
     check_every: int = 10
 
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> Attack:
+        """As :meth:`Attack.from_options`; ``kappa`` (``--kappa``) is m-logit's hyperparameter."""
+        opts = dict(options)
+        if opts.get("kappa") is not None and "kappa" not in declared_params(SOURCES.get(opts.get("loss", ""))):
+            raise ConfigError(f"--kappa applies to a loss that takes κ (m-logit), not to --loss {opts.get('loss')}")
+        if opts.get("kappa") is not None:
+            opts["loss_params"] = {"kappa": opts.pop("kappa"), **(opts.get("loss_params") or {})}
+        opts.pop("kappa", None)
+        return super().from_options(opts)
+
     def __post_init__(self) -> None:
-        check_choice(self.loss, SOURCES, "loss")
+        SOURCES.get(self.loss)  # an unknown source is one line naming the registered ones
+        object.__setattr__(self, "loss_params", check_source_params(self.loss, self.loss_params or {}))
+        self.source  # noqa: B018 - the source validates its hyperparameters (κ ≥ 0, …)
         check_choice(self.mode, MODES, "mode")
         if self.iterations < 1:
             raise ConfigError(f"--iterations must be at least 1, got {self.iterations}")
@@ -78,8 +91,6 @@ class UnifiedAttack(Attack):
             raise ConfigError(f"--norm must be 1, 2 or inf, got {self.norm}")
         if self.epsilon is not None and not (self.epsilon > 0):
             raise ConfigError(f"--epsilon must be positive, got {self.epsilon}")
-        if self.kappa < 0:
-            raise ConfigError(f"--kappa must be ≥ 0, got {self.kappa}")
         if self.check_every < 1:
             raise ConfigError(f"--check-every must be at least 1, got {self.check_every}")
 
@@ -88,7 +99,8 @@ class UnifiedAttack(Attack):
 
     @property
     def source(self) -> Source:
-        return create_source(self.loss, kappa=self.kappa)
+        created: Source = SOURCES.get(self.loss)(**self.loss_params)
+        return created
 
     def resolved_tau(self, dim: int) -> float:
         return self.tau if self.tau is not None else default_tau(self.norm, dim)
@@ -121,7 +133,7 @@ class UnifiedAttack(Attack):
         for n in range(T + 1):
             x.requires_grad_(True)
             z = model(x)
-            loss = source.loss(z, t)
+            loss = source.objective(z, t, y)
             (grad,) = torch.autograd.grad(loss.sum(), x)
             x = x.detach()
             buf.record(n, z, y, t, loss, grad, x - x0, yt_mask=mask)

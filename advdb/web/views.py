@@ -13,7 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from advdb import formatting
+from advdb.analytics.selection import order_names
 from advdb.errors import ConfigError, DataError, NotFoundError
+from advdb.vocabulary import MODES, SOURCES
 from advdb.web.reader import StoreReader
 
 RUN_FILTERS = ("kind", "status", "loss", "mode", "model")
@@ -85,8 +87,10 @@ def sorted_rows(rows: list[dict[str, Any]], key: str, desc: bool) -> list[dict[s
 
 
 def filter_choices(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The values each filter can take, from the runs in the store."""
-    return {k: sorted({str(r[k]) for r in rows if r[k] is not None}) for k in RUN_FILTERS}
+    """The values each filter can take, from the runs in the store: sources as reports list them
+    (the paper's four in its order, then any other, a plugin's, by name), the rest alphabetically."""
+    canon = {"loss": SOURCES, "mode": MODES}
+    return {k: order_names((str(r[k]) for r in rows if r[k] is not None), canon.get(k, ())) for k in RUN_FILTERS}
 
 
 def timing(run: dict[str, Any]) -> list[tuple[str, str]]:

@@ -24,11 +24,11 @@ first AS (
     GROUP BY ALL
 ),
 hits AS (  -- rows at the target, per run and iteration; `ended`: an image's last row
-    SELECT t.run_id, t.iteration AS k, count(*) AS n,
-           count(*) FILTER (WHERE t.iteration = s.last_iter) AS ended
-    FROM trajectory t
-    JOIN s ON s.run_id = t.run_id AND s.image_id = t.image_id
-    WHERE list_contains($runs, t.run_id) AND t.pred = s.target
+    -- (`target_counts`, kept up to date with the store: the same counts of `trajectory`
+    -- joined with `samples` on pred = target)
+    SELECT run_id, iteration AS k, sum(n) AS n, sum(ended) AS ended
+    FROM target_counts
+    WHERE list_contains($runs, run_id)
     GROUP BY ALL
 )
 SELECT g.run_id, g.k::INTEGER AS iteration, g.images::BIGINT AS images,

@@ -12,12 +12,10 @@ WITH s AS (
 common AS (
     SELECT image_id FROM s GROUP BY image_id HAVING count(DISTINCT run_id) = len(list_distinct($runs))
 ),
-m AS (
-    SELECT t.run_id, t.image_id, min(t.linf) AS min_linf, min(t.l2) AS min_l2, min(t.l1) AS min_l1
-    FROM trajectory t
-    JOIN s ON s.run_id = t.run_id AND s.image_id = t.image_id
-    WHERE list_contains($runs, t.run_id) AND t.pred = s.target
-    GROUP BY ALL
+m AS (  -- `target_minima`: per image, the smallest perturbation among its rows at the target
+    SELECT run_id, image_id, min_linf, min_l2, min_l1
+    FROM target_minima
+    WHERE list_contains($runs, run_id)
 )
 SELECT s.run_id, s.image_id, s.label, s.target, s.first_success_iter,
        m.min_linf::DOUBLE AS min_linf, m.min_l2::DOUBLE AS min_l2, m.min_l1::DOUBLE AS min_l1
