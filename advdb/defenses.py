@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from advdb.attacks.stats import prediction
+from advdb.data import ImageDataset
 from advdb.devices import resolve_device
 from advdb.evaluation import (
     EvaluationFields,
@@ -110,15 +111,18 @@ class _Loaded:
     dataset_id: int
     classifier_id: int
     clf: LoadedClassifier
+    genuine: ImageDataset
 
 
 def _load(store: Store, spec: DefenseSpec) -> _Loaded:
-    """The transformation, the sources' images (every file checked) and the classifier they attacked."""
+    """The transformation, the sources' images (every file checked), the classifier they attacked and
+    their genuine images' data set."""
     transform = spec.validate()
     images, dataset_id = source_images(store, spec, what="defense runs")
     runs, _ = source_runs(store, spec.sources, what="defense runs")
     clf = attacked_classifier(store, runs)
-    return _Loaded(transform, images, dataset_id, int(runs[0].classifier_id or 0), clf)
+    genuine = load_dataset(store, dataset_id)
+    return _Loaded(transform, images, dataset_id, int(runs[0].classifier_id or 0), clf, genuine)
 
 
 def _evaluate(
@@ -126,7 +130,7 @@ def _evaluate(
 ) -> int:
     device = resolve_device(spec.device)
     loaded.clf.to(device).module.eval()
-    ds, index_of = load_dataset(store, loaded.dataset_id), image_indices(store, loaded.dataset_id)
+    ds, index_of = loaded.genuine, image_indices(store, loaded.dataset_id)
     model = prepare(loaded.clf.module, device, spec.execution)
     rows = _Rows(model, spec, loaded.transform, lambda chunk: genuine_batch(ds, index_of, chunk))
     return evaluate(

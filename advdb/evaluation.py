@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from advdb import artifacts
-from advdb.data import ImageDataset, create_dataset
+from advdb.data import ImageDataset, reopen_dataset
 from advdb.devices import resolve_device
 from advdb.errors import ConfigError, DataError, NotFoundError, a
 from advdb.execution import ExecutionFields
@@ -111,13 +111,8 @@ def load_dataset(store: Store, dataset_id: int) -> ImageDataset:
     row = get_dataset(store, dataset_id)
     if row is None:
         raise NotFoundError(f"dataset {dataset_id} is not in the store")
-    if row.kind == "imagefolder":
-        ds = create_dataset("imagefolder", data_dir=row.root, image_size=int(row.image_shape[-1]))
-    elif row.kind == "imagenet-sample":
-        ds = create_dataset(row.kind, image_size=int(row.image_shape[-1]))
-    elif row.kind in ("digits", "circles", "mnist"):
-        ds = create_dataset(row.name)
-    else:
+    ds = reopen_dataset(kind=row.kind, name=row.name, root=row.root, image_size=int(row.image_shape[-1]))
+    if ds is None:
         raise DataError(f"genuine images of a {row.kind} dataset cannot be reloaded")
     if ds.fingerprint != row.fingerprint:
         raise DataError(f"dataset {row.name} changed since it was attacked (fingerprint differs): restore it")

@@ -157,6 +157,7 @@ def run_attack(
         return _join_keyed(store, existing, spec, progress=progress, options=options, writer=writer)
     with _writing(store, spec, writer) as writer:
         ds, clf = load_data_and_model(spec, device)
+        attack.check_classes(clf.num_classes)
         plan, labels = plan_targets(
             clf,
             ds,

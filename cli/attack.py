@@ -26,6 +26,7 @@ from .options import (
     parse_count,
     parse_params,
     parse_shape,
+    plugins_help,
     precision_option,
 )
 
@@ -87,13 +88,14 @@ def attack(
         "digits-cnn",
         "--model",
         help="A built-in classifier (digits-cnn, efficientnet-lite0, mnist-lenet5-robust, …: advdb list models) or a "
-        "torchvision architecture (resnet50, …).",
+        "torchvision architecture (resnet50, …)." + plugins_help("model"),
     ),
     weights: str | None = typer.Option(None, "--weights", help="Weights file (state dict), or 'random'."),
     dataset: str | None = typer.Option(
         None,
         "--dataset",
-        help="digits, mnist, imagenet-sample, imagefolder, synthetic (advdb list datasets) [default: the model's].",
+        help="digits, mnist, imagenet-sample, imagefolder, synthetic (advdb list datasets) [default: the model's]."
+        + plugins_help("dataset"),
     ),
     data_dir: str | None = typer.Option(None, "--data-dir", help="ROOT/<class>/<image> folder for imagefolder."),
     image_size: int = typer.Option(224, "--image-size", help="Crop size for imagefolder and imagenet-sample images."),

@@ -88,6 +88,12 @@ def transforms_help() -> str:
     return ", ".join(plugin_names("transform", vocabulary.TRANSFORMS))
 
 
+def plugins_help(what: str) -> str:
+    """`` Plugins: a, b.`` for the installed plugins of registry ``what`` (names from metadata), or nothing."""
+    names = plugin_names(what)
+    return f" Plugins: {', '.join(names)}." if names else ""
+
+
 def parse_shape(value: str | None) -> tuple[int, int, int] | None:
     """``C,H,W`` (or ``CxHxW``) of synthetic images."""
     if value is None:

@@ -54,6 +54,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["attack", *SMALL, "--loss", "m-logit", "--param", "kappa=x"], CFG, "parameter 'kappa' of loss 'm-logit' must be"),
     (["attack", *SMALL, "--attack", "cw", "--param", "c_init=inf"], CFG, "parameter 'c_init' of attack 'cw' must be a"),
     (["attack", *SMALL, "--check-every", "0"], CFG, "--check-every"),
+    (["attack", *SMALL, "--loss", "dlr", "--model", "circles-mlp"], CFG, "loss 'dlr' needs at least 4 classes"),
     (["attack", *SMALL, "--attack", "ifgs", "--mode", "equal-perturbation"], CFG, "--mode"),
     (["attack", *SMALL, "--attack", "ifgs", "--tau", "1"], CFG, "applies only to --attack unified"),
     (["attack", *SMALL, "--attack", "cw", "--lr", "nan"], CFG, "finite"),

@@ -20,7 +20,7 @@ from advdb.runner import AttackSpec, run_attack
 from advdb.store import open_store
 from advdb.store.catalogue import register_dataset
 from advdb.store.ingest import BatchRecord, Ingestor
-from advdb.store.runs import create_run, set_status
+from advdb.store.runs import create_run, delete_run, set_status
 from conftest import small_attack
 
 T = 20
@@ -273,6 +273,35 @@ def test_hand_built_trajectory_gives_the_exact_minimal_perturbations(tmp_path: P
     its = curves.iteration_curves(data["curves_iterations"])[run_id]
     assert its["reached"].count.tolist() == [0, 1, 2, 2, 2]
     assert its["at_target"].count.tolist() == [0, 1, 1, 2, 2]
+
+
+def _derived(url: str, *, columnar: bool) -> dict[str, list[tuple]]:
+    """``target_minima`` and ``target_counts`` as a session sees them (the copy's tables, or computed)."""
+    with QuerySession(checked_location(url), columnar=columnar) as q:
+        return {
+            "minima": [tuple(r.values()) for r in q.query("SELECT * FROM target_minima ORDER BY 1, 2").to_pylist()],
+            "counts": [tuple(r.values()) for r in q.query("SELECT * FROM target_counts ORDER BY 1, 2").to_pylist()],
+        }
+
+
+def test_the_copy_keeps_each_image_minima_and_iteration_counts_as_runs_come_and_go(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'derived.db'}"
+    (first,) = _hand_built(url, [("ce", IMAGES)], dataset="first")
+    made = _derived(url, columnar=True)  # builds the copy
+    ids = sorted({r[1] for r in made["minima"]})
+    exact = [(first, ids[0], 3, 0.25, 1.2, 5.0), (first, ids[1], 3, 0.1, 0.4, 1.0)]  # images 0 and 2: 3 rows at t
+    assert [(*r[:3], *(round(v, 6) for v in r[3:])) for r in made["minima"]] == exact
+    assert made["counts"] == [(first, 1, 1, 0), (first, 2, 1, 0), (first, 3, 2, 0), (first, 4, 2, 2)]
+    assert made == _derived(url, columnar=False)
+    (second,) = _hand_built(url, [("logit", IMAGES)], dataset="second")  # a refresh adds it
+    grown = _derived(url, columnar=True)
+    assert grown == _derived(url, columnar=False)
+    assert {r[0] for r in grown["minima"]} == {first, second}
+    with open_store(url) as store:
+        delete_run(store, first)  # a refresh drops it
+    left = _derived(url, columnar=True)
+    assert left == _derived(url, columnar=False)
+    assert {r[0] for r in left["minima"] + left["counts"]} == {second}
 
 
 def test_an_early_stop_keeps_the_image_where_its_last_row_left_it(tmp_path: Path) -> None:

@@ -16,14 +16,9 @@ def genuine_images(
 
     ``image_size`` is the side an image folder was attacked at (its default when not given).
     """
-    from advdb.data import create_dataset
+    from advdb.data import reopen_dataset
 
-    if kind == "imagefolder":
-        ds = create_dataset("imagefolder", data_dir=root, **({"image_size": image_size} if image_size else {}))
-    elif kind == "imagenet-sample":
-        ds = create_dataset(kind, **({"image_size": image_size} if image_size else {}))
-    elif kind in ("digits", "mnist"):
-        ds = create_dataset(name)
-    else:
+    ds = reopen_dataset(kind=kind, name=name, root=root, image_size=image_size)
+    if ds is None:
         raise NotFoundError(f"images of a {kind} dataset cannot be reloaded (they are generated, not stored)")
     return ds.load_array(list(indices))

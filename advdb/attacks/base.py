@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from advdb.attacks.sources import SOURCES
 from advdb.errors import ConfigError
 
 
@@ -70,6 +71,13 @@ class Attack(ABC):
         self, model: nn.Module, x0: torch.Tensor, y: torch.Tensor, t: torch.Tensor, *, num_classes: int
     ) -> BatchOutcome:
         """Attack one batch: ``x0`` in [0, 1], labels ``y`` and targets ``t``, all on the model's device."""
+
+    def check_classes(self, num_classes: int) -> None:
+        """A ConfigError, before any work, when the attack's loss is not defined for a classifier of
+        ``num_classes`` classes (DLR needs four)."""
+        need = getattr(SOURCES.get(self.loss), "min_classes", 2) if self.loss and self.loss in SOURCES else 2
+        if num_classes < need:
+            raise ConfigError(f"loss {self.loss!r} needs at least {need} classes, the model has {num_classes}")
 
     def to_dict(self) -> dict[str, Any]:
         """The hyperparameters, as stored with the run."""

@@ -73,6 +73,22 @@ def create_dataset(name: str, **options: Any) -> ImageDataset:
     return DATASETS.get(name)(**options)
 
 
+def reopen_dataset(
+    *, kind: str, name: str, root: str | None = None, image_size: int | None = None
+) -> ImageDataset | None:
+    """A stored data set loaded again from its catalogue entry (for transfer, defenses, detectors and
+    figures): an image folder from its root, the ImageNet sample at its crop size, and any other data
+    set — built in or a plugin's — by its registered name; None for generated (synthetic) images."""
+    size = {"image_size": image_size} if image_size else {}
+    if kind == "imagefolder":
+        return create_dataset("imagefolder", data_dir=root, **size)
+    if kind == "imagenet-sample":
+        return create_dataset(kind, **size)
+    if kind == "synthetic" or name not in DATASETS:
+        return None
+    return create_dataset(name)
+
+
 def list_datasets() -> dict[str, str]:
     """Registered dataset names with a one-line description."""
     return DATASETS.describe()

@@ -34,8 +34,13 @@ BUILT_IN_DATASETS = {
 
 
 def default_dataset(model: str) -> str:
-    """The data set ``model`` attacks when none is named."""
-    return BUILT_IN_DATASETS.get(model, "imagefolder")
+    """The data set ``model`` attacks when none is named: a built-in's own; a plugin's, the
+    ``default_dataset`` attribute of its factory (``create_x.default_dataset = "digits"``), read
+    without building the model; otherwise an ImageFolder."""
+    if model in BUILT_IN_DATASETS:
+        return BUILT_IN_DATASETS[model]
+    declared = getattr(CLASSIFIERS.get(model), "default_dataset", None) if model in CLASSIFIERS else None
+    return declared if isinstance(declared, str) else "imagefolder"
 
 
 @dataclass

@@ -83,7 +83,7 @@ KINDS: tuple[str, ...] = (
 
 RUN_DIR = re.compile(r"run-(\d+)")
 TEMP_FILE = re.compile(r"\.tmp\d*$")
-# A detector run keeps its checkpoint beside its files to be resumable (advdb/detectors.py).
+# A detector run keeps its checkpoint beside its files to be resumable (advdb/detectors/training.py).
 DETECTOR_CHECKPOINT = "detector-checkpoint.pt"
 FILES_PER_TASK = 64
 MAX_NAMED_IMAGES = 5
