@@ -194,7 +194,9 @@ def test_join_workers_started_at_different_times(pg_url: str, tmp_path: Path) ->
 
 def test_killed_worker_is_taken_over_and_restart_finishes(store_url: str, tmp_path: Path) -> None:
     n, batch = 160, 8
-    planned = advdb(store_url, *BASE, "-n", str(n), "--batch-size", str(batch), "--plan-only", "--json", cwd=tmp_path)
+    # 40 iterations, not 6: at 6 a fast machine committed all 20 batches before the first poll saw one
+    size = ("-n", str(n), "--batch-size", str(batch), "-T", "40")
+    planned = advdb(store_url, *BASE, *size, "--plan-only", "--json", cwd=tmp_path)
     run_id = json.loads(planned.stdout)["run_id"]
     victim = start(store_url, "attack", "--join", str(run_id), "--lease", "2", cwd=tmp_path)
     deadline = time.time() + 120
@@ -210,8 +212,8 @@ def test_killed_worker_is_taken_over_and_restart_finishes(store_url: str, tmp_pa
     assert survivor.returncode == 0, survivor.stderr
     ws = workers(store_url, run_id)
     assert [w["status"] for w in ws] == ["dead", "finished"]
-    check_complete(store_url, run_id, n, elsewhere=tmp_path / "elsewhere")
-    ref = single_process_reference(store_url, tmp_path / "ref", "-n", str(n), "--batch-size", str(batch))
+    check_complete(store_url, run_id, n, elsewhere=tmp_path / "elsewhere", iterations=40)
+    ref = single_process_reference(store_url, tmp_path / "ref", *size)
     assert run_rows(store_url, run_id) == run_rows(store_url, ref)
 
 
