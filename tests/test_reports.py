@@ -280,7 +280,7 @@ def test_margins_match_direct_sql(paper_store: str, cli, tmp_path: Path) -> None
 def test_transfer_figure_draws_rates_at_the_ceiling() -> None:
     """250 of 250 transferred: the Wilson bound misses 1.0 by rounding (hi − value = −2e−16), which
     matplotlib refused as a negative error bar and ended the imagenet-sample study's reports."""
-    from advdb.analytics.reports import _transfer_figure
+    from advdb.analytics.reports import transfer_figure
     from advdb.analytics.selection import RunSelection
 
     sel = RunSelection(runs={("ce", "equal-perturbation"): 1, ("logit", "equal-perturbation"): 2})
@@ -288,5 +288,5 @@ def test_transfer_figure_draws_rates_at_the_ceiling() -> None:
         {"mode": "equal-perturbation", "loss": loss, "model": "m", "images": 250, "targeted_n": k, "untargeted": 1.0}
         for loss, k in (("ce", 250), ("logit", 0))
     ]
-    figure = _transfer_figure(rows, ["m"], sel)
+    figure = transfer_figure(rows, ["m"], sel)
     assert len(figure.axes[0].patches) == 2

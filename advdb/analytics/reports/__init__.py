@@ -57,7 +57,6 @@ ORDER = (
 for _name in (*ORDER, *(n for n in list(REPORTS) if n not in ORDER)):
     REPORTS[_name] = REPORTS.pop(_name)
 
-_transfer_figure = transfer_figure  # the name tests used before the split
 
 __all__ = [
     "ORDER",

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from advdb.analytics.palette import COLORS, EXTRA_COLORS, color_of
-from advdb.analytics.selection import SOURCE_LABELS
+from advdb.analytics.palette import COLORS, color_of
 
-LABELS = SOURCE_LABELS
-__all__ = ["COLORS", "EXTRA_COLORS", "LABELS", "color_of", "pyplot"]
+__all__ = ["COLORS", "color_of", "pyplot"]
 
 
 def pyplot() -> Any:
